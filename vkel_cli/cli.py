@@ -1,0 +1,85 @@
+"""The `vkel` command: a typer app assembled from vkel_cli.commands.COMMANDS."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+from . import __version__
+from .commands import COMMANDS
+
+app = typer.Typer(
+    name="vkel",
+    help="Fine-grained multimodal named entity recognition and grounding (FMNERG) with VKEL.\n\n"
+    "Every subcommand reads JSONL records (one tweet each) and writes them on stdout, adding its own "
+    "fields and passing every other field through untouched.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool):
+    if value:
+        print(f"vkel {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = None,
+):
+    """Fine-grained multimodal NER and grounding with VKEL."""
+
+
+def _register() -> None:
+    for name, module_name, attribute in COMMANDS:
+        module = importlib.import_module(f"vkel_cli.commands.{module_name}")
+        target = getattr(module, attribute)
+        if isinstance(target, typer.Typer):
+            app.add_typer(target, name=name)
+        else:
+            app.command(name)(target)
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: exit 0 ok, 1 data/runtime error, 2 usage error."""
+    from .errors import VkelError, redact
+
+    try:
+        app(args=argv, prog_name="vkel")
+    except VkelError as err:
+        print(f"vkel: error {err}" if err.where else f"vkel: error: {err}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("vkel: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except BrokenPipeError:
+        _quiet_pipe()
+    except Exception as err:  # an unexpected failure: one redacted line, the traceback on request
+        if os.environ.get("VKEL_DEBUG"):
+            import traceback
+
+            print(redact(traceback.format_exc()), file=sys.stderr)
+        print(f"vkel: internal error: {type(err).__name__}: {redact(str(err))} "
+              "(set VKEL_DEBUG=1 for the traceback)", file=sys.stderr)
+        sys.exit(1)
+
+
+def _quiet_pipe() -> None:
+    # The reader went away (`vkel ... | head`): stop quietly, and keep Python from complaining
+    # when it flushes stdout at exit.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(1)

@@ -1,0 +1,12 @@
+"""The subcommands. Each module holds a thin typer wrapper that parses options and calls a plain
+function elsewhere in the package; heavy libraries are imported inside the stage, never here.
+
+COMMANDS lists (name, module, attribute): a `typer.Typer` attribute becomes a command group,
+a function a single command. cli.py registers them in this order.
+"""
+
+COMMANDS: list[tuple[str, str, str]] = [
+    # ("data", "data", "app"),
+    # ("score", "score", "score_cli"),
+    ("env", "env", "env_cli"),
+]

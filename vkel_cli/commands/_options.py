@@ -1,0 +1,44 @@
+"""Options shared by the stage commands, and the read -> transform -> write loop they share."""
+
+from __future__ import annotations
+
+from typing import Annotated, Callable, Iterable, Iterator, Optional
+
+import click
+import typer
+
+Inputs = Annotated[
+    Optional[list[str]],
+    typer.Argument(help="Record files (JSONL; .gz read transparently). None or '-' reads stdin.", show_default=False),
+]
+Output = Annotated[str, typer.Option("--output", "-o", help="Write records here (atomically) instead of stdout.")]
+OnError = Annotated[
+    str,
+    typer.Option(
+        "--on-error",
+        click_type=click.Choice(["fail", "skip", "ignore"]),
+        help="fail: stop at the first bad item (exit 1). skip: report it on stderr, go on, exit 1 at the end. "
+        "ignore: like skip but exit 0.",
+    ),
+]
+ImageRoot = Annotated[
+    Optional[str], typer.Option("--image-root", help="Directory that relative `image` paths are resolved against.")
+]
+
+
+def run_stage(inputs: Iterable[str] | None, output: str, on_error: str,
+              transform: Callable[[Iterator, object], Iterator[dict]]) -> int:
+    """Stream records from `inputs` through `transform(pairs, policy)` into `output`.
+
+    `pairs` yields (record, Location); `transform` yields records in input order. A per-record
+    failure goes to `policy.handle(VkelError)`: in skip/ignore mode the record is still written,
+    unchanged but for `meta.errors[<stage>]`, so nothing downstream loses it.
+    """
+    from ..errors import ErrorPolicy
+    from ..records import open_output, read_records
+
+    policy = ErrorPolicy(on_error)
+    with open_output(output) as writer:
+        writer.write_all(transform(read_records(inputs or ["-"], policy), policy))
+    policy.finish()
+    return writer.count
