@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Callable, Iterable, Iterator, Optional
+from typing import Annotated, Callable, Iterable, Iterator, Literal, Optional
 
-import click
 import typer
 
 Inputs = Annotated[
@@ -12,11 +11,11 @@ Inputs = Annotated[
     typer.Argument(help="Record files (JSONL; .gz read transparently). None or '-' reads stdin.", show_default=False),
 ]
 Output = Annotated[str, typer.Option("--output", "-o", help="Write records here (atomically) instead of stdout.")]
+OnErrorMode = Literal["fail", "skip", "ignore"]
 OnError = Annotated[
-    str,
+    OnErrorMode,
     typer.Option(
         "--on-error",
-        click_type=click.Choice(["fail", "skip", "ignore"]),
         help="fail: stop at the first bad item (exit 1). skip: report it on stderr, go on, exit 1 at the end. "
         "ignore: like skip but exit 0.",
     ),

@@ -1,0 +1,83 @@
+"""`vkel data`: import benchmark and other formats as records; corpus statistics."""
+
+from typing import Annotated, Literal, Optional
+
+import typer
+
+from ._options import ImageRoot, Inputs, OnError, Output
+
+app = typer.Typer(help="Import datasets as records; corpus statistics.", no_args_is_help=True)
+import_app = typer.Typer(help="Turn a dataset file into records (JSONL on stdout).", no_args_is_help=True)
+app.add_typer(import_app, name="import")
+
+XmlDir = Annotated[
+    Optional[str], typer.Option("--xml-dir", help="Twitter-GMNER v2 Pascal-VOC XML files (<IMGID>.xml).")
+]
+
+
+def _write(records, output: str) -> None:
+    from ..records import open_output
+
+    with open_output(output) as writer:
+        writer.write_all(records)
+
+
+@import_app.command("fmnerg")
+def fmnerg_cli(
+    txt: Annotated[str, typer.Argument(help="Fine-grained CoNLL file (token, coarse BIO, fine BIO); '-' for stdin.")],
+    xml_dir: XmlDir = None,
+    image_root: ImageRoot = None,
+    output: Output = "-",
+):
+    """FMNERG benchmark: fine-grained CoNLL + XML boxes -> records with entities and pixel boxes."""
+    from ..data.benchmark import import_fmnerg
+
+    _write(import_fmnerg(txt, xml_dir, image_root), output)
+
+
+@import_app.command("gmner")
+def gmner_cli(
+    txt: Annotated[str, typer.Argument(help="Coarse GMNER CoNLL file (token, BIO of PER/LOC/ORG/OTHER).")],
+    xml_dir: XmlDir = None,
+    image_root: ImageRoot = None,
+    output: Output = "-",
+):
+    """Twitter-GMNER: coarse CoNLL + XML boxes -> records (fine types null)."""
+    from ..data.benchmark import import_gmner
+
+    _write(import_gmner(txt, xml_dir, image_root), output)
+
+
+@import_app.command("vkel-output")
+def vkel_output_cli(
+    file: Annotated[str, typer.Argument(help="JSONL of generations with an `output` field, one per gold record.")],
+    gold: Annotated[str, typer.Option("--gold", help="The gold records, in the same order.")],
+    stage: Annotated[
+        Literal["auto", "1", "2"], typer.Option("--stage", help="Which sequence format; auto decides per line.")
+    ] = "auto",
+    image_root: ImageRoot = None,
+    output: Output = "-",
+):
+    """LLaVA generations -> gold records carrying `stage1` or `predictions` (parse notes in meta)."""
+    from ..data.vkel_output import import_outputs
+
+    _write(import_outputs(file, gold, stage, image_root), output)
+
+
+from .data_figer import figer_cli  # noqa: E402  (FIGER importer, written by the augment stage)
+import_app.command("figer")(figer_cli)
+
+
+@app.command("stats")
+def stats_cli(inputs: Inputs = None, on_error: OnError = "fail"):
+    """One JSON line: tweets, entities, groundable, boxes, by_coarse (the paper's Table II/III)."""
+    import orjson
+
+    from ..data.stats import stats
+    from ..errors import ErrorPolicy
+    from ..records import read_records
+
+    policy = ErrorPolicy(on_error)
+    result = stats(record for record, _ in read_records(inputs or ["-"], policy))
+    print(orjson.dumps(result).decode(), flush=True)
+    policy.finish()

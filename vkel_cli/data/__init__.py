@@ -1,0 +1,1 @@
+"""Importers: benchmark and text-corpus formats -> the record stream."""
