@@ -56,6 +56,11 @@ def session():
     return _local.session
 
 
+class InvalidResponse(Exception):
+    """Raised by a `check` callback of request(): a 2xx body is unusable (truncated, wrong schema),
+    so it is retried like a 5xx."""
+
+
 class HTTPFailure(VkelError):
     def __init__(self, message: str, status: int | None = None, where: str | None = None):
         super().__init__(message, where)
@@ -63,10 +68,12 @@ class HTTPFailure(VkelError):
 
 
 def request(method: str, url: str, *, policy: RetryPolicy | None = None, timeout: float = 60.0,
-            sleep=time.sleep, **kwargs):
+            sleep=time.sleep, check=None, **kwargs):
     """Send a request, retrying transient failures; return the final 2xx/3xx/4xx response.
 
-    Raises HTTPFailure after the last try on transient errors, with the secret-free reason."""
+    `check(response)`, when given, is called on each 2xx response and may raise InvalidResponse
+    to have it retried too. Raises HTTPFailure after the last try on transient errors, with the
+    secret-free reason."""
     import requests
 
     policy = policy or RetryPolicy()
@@ -75,13 +82,23 @@ def request(method: str, url: str, *, policy: RetryPolicy | None = None, timeout
         retry_after = None
         try:
             response = session().request(method, url, timeout=timeout, **kwargs)
-        except (requests.ConnectionError, requests.Timeout) as err:
+        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
+                requests.exceptions.ContentDecodingError) as err:  # the last two: a body cut short
             last = f"{type(err).__name__}: {redact(str(err))}"
             status = None
         else:
             status = response.status_code
             if status not in RETRY_STATUS:
-                return response
+                if check is None or not 200 <= status < 300:
+                    return response
+                try:
+                    check(response)
+                    return response
+                except InvalidResponse as err:
+                    last = f"HTTP {status}: unusable response: {redact(str(err))}"
+                    if attempt < policy.retries:
+                        sleep(policy.delay(attempt))
+                    continue
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
             last = f"HTTP {status}: {redact(response.text[:200])}"
         if attempt < policy.retries:
