@@ -29,6 +29,7 @@ COMMAND_ENV = {
     "vote": {"<api_key_env>": "API keys for the voter endpoint, as for vkel knowledge."},
     "predict": {"VKEL_OPENAI_API_KEY": "API key for --engine openai (or the variable named by --api-key-env)."},
     "augment": {"VKEL_GOOGLE_API_KEY": "Google Custom Search API key (--retriever google).",
+                "VKEL_GOOGLE_BASE_URL": "Override the Custom Search endpoint (a mirror or a test server).",
                 "VKEL_GOOGLE_CSE_ID": "Google Custom Search engine id (--retriever google)."},
 }
 EXIT_STATUS = [("0", "Success."), ("1", "A data or runtime error (the message names the file and line or the "

@@ -1,0 +1,133 @@
+"""Benchmark of `vkel augment`'s CLIP filter: batched + parallel decode vs one image at a time.
+
+Runs the real pipeline (vkel_cli.augment.augment with the `local` retriever over a generated image pool,
+so no network is involved: each candidate is read, verified, decoded, preprocessed, encoded and compared)
+in two settings: one image at a time (--batch-size 1, one worker) and batched (--batch-size 64, thread
+pool). Prints a Markdown section: the ratio with a tiny CLIP (must be >= 5x), then images/s for ViT-B-32 at
+its real size (224 px) with random weights.
+
+    .venv/bin/python benchmarks/bench_augment.py [--records 60] [--repeats 3] [--vit-records 24]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+from vkel_cli.augment import AugmentStats, augment  # noqa: E402
+from vkel_cli.clip import OpenClipScorer, build_tiny_clip  # noqa: E402
+from vkel_cli.errors import ErrorPolicy, Location  # noqa: E402
+from vkel_cli.retrieval import get_retriever  # noqa: E402
+from vkel_cli.retrieval.download import ImageStore  # noqa: E402
+
+CANDIDATES = 5
+
+
+def make_pool(directory: str, records: int, size: tuple[int, int]) -> tuple[str, list[dict]]:
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    lines, recs = [], []
+    for r in range(records):
+        names = []
+        for c in range(CANDIDATES):
+            # smooth random gradients + noise: compresses like a photo, not like a flat colour
+            base = np.linspace(0, 255, size[0] * size[1] * 3).reshape(size[1], size[0], 3)
+            pixels = (base * rng.random(3) + rng.normal(0, 20, base.shape)).clip(0, 255).astype("uint8")
+            name = f"{r}_{c}.jpg"
+            buffer = io.BytesIO()
+            Image.fromarray(pixels).save(buffer, format="JPEG", quality=85)
+            with open(os.path.join(directory, name), "wb") as handle:
+                handle.write(buffer.getvalue())
+            names.append(name)
+        lines.append("\t".join([f"r{r}", *names]))
+        tokens = f"record {r} shows the Staples Center during a Lakers game".split()
+        recs.append({"id": f"r{r}", "tokens": tokens, "entities": [
+            {"text": "Staples Center", "start": 4, "end": 6, "coarse": "building", "fine": "sports_facility",
+             "boxes": []}]})
+    index = os.path.join(directory, "index.tsv")
+    with open(index, "w") as handle:
+        handle.write("\n".join(lines) + "\n")
+    return index, recs
+
+
+def run_once(records, index, scorer, store_dir, batch_size, workers) -> tuple[float, int]:
+    scorer.batch_size = batch_size
+    retriever = get_retriever("local", index=index)
+    store = ImageStore(store_dir)
+    stats = AugmentStats()
+    pairs = ((dict(r), Location("bench", i)) for i, r in enumerate(records))
+    start = time.perf_counter()
+    out = list(augment(pairs, ErrorPolicy("fail"), retriever=retriever, store=store, scorer=scorer,
+                       candidates=CANDIDATES, threshold=-1.0, workers=workers, stats=stats))
+    elapsed = time.perf_counter() - start
+    assert len(out) == len(records) and stats.candidates_ok == CANDIDATES * len(records)
+    return elapsed, stats.candidates_ok
+
+
+def measure(records, index, scorer, store_dir, settings, repeats) -> list[float]:
+    """Median images/s of each (batch_size, workers) setting. The settings are interleaved within each
+    repeat, so that both see the same machine load (other processes come and go)."""
+    for batch_size, workers in settings:  # warm-up: allocators, thread pools, file cache
+        run_once(records[: max(2, len(records) // 10)], index, scorer, store_dir, batch_size, workers)
+    rates: list[list[float]] = [[] for _ in settings]
+    for _ in range(repeats):
+        for i, (batch_size, workers) in enumerate(settings):
+            elapsed, images = run_once(records, index, scorer, store_dir, batch_size, workers)
+            rates[i].append(images / elapsed)
+    return [statistics.median(r) for r in rates]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--records", type=int, default=100)
+    parser.add_argument("--vit-records", type=int, default=24)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--image-size", type=int, nargs=2, default=[96, 72])
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--skip-vit", action="store_true")
+    args = parser.parse_args()
+    import torch
+
+    with tempfile.TemporaryDirectory() as tmp:
+        pool = os.path.join(tmp, "pool")
+        os.makedirs(pool)
+        index, records = make_pool(pool, args.records, tuple(args.image_size))
+        tiny = OpenClipScorer(build_tiny_clip(os.path.join(tmp, "tiny")), None, device="cpu")
+        one, batched = measure(records, index, tiny, os.path.join(tmp, "store"), [(1, 1), (64, args.workers)],
+                               args.repeats)
+        print("## vkel augment: CLIP filter throughput\n")
+        print(f"Machine: {os.cpu_count()} CPU cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
+              f"CPU. Pipeline: local retriever, {CANDIDATES} candidates/record, {args.image_size[0]}x"
+              f"{args.image_size[1]} JPEGs, verify + decode + preprocess + encode + cosine; median of "
+              f"{args.repeats} interleaved runs; load average at start {os.getloadavg()[0]:.1f}.\n")
+        print("| model | setting | images/s |")
+        print("|---|---|---|")
+        print(f"| tiny CLIP (32 px, 1 layer) | one image at a time (batch 1, 1 worker) | {one:.0f} |")
+        print(f"| tiny CLIP (32 px, 1 layer) | batched (batch 64, {args.workers} workers) | {batched:.0f} |")
+        vit_rates = {}
+        if not args.skip_vit:
+            vit = OpenClipScorer("ViT-B-32", "none", device="cpu")
+            labels = ["one image at a time (batch 1, 1 worker)", f"batched (batch 32, {args.workers} workers)"]
+            measured = measure(records[: args.vit_records], index, vit, os.path.join(tmp, "store"),
+                               [(1, 1), (32, args.workers)], max(1, args.repeats - 1))
+            for label, rate in zip(labels, measured):
+                vit_rates[label] = rate
+                print(f"| ViT-B-32 (224 px, random weights) | {label} | {rate:.1f} |")
+        print(f"\n**Tiny CLIP: batched / one-at-a-time = {batched / one:.1f}x** (target >= 5x).")
+        if vit_rates:
+            rates = list(vit_rates.values())
+            print(f"ViT-B-32: {rates[1]:.1f} images/s batched ({rates[1] / rates[0]:.1f}x one-at-a-time).")
+
+
+if __name__ == "__main__":
+    main()

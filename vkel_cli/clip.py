@@ -1,0 +1,122 @@
+"""Image-text similarity for `vkel augment`'s filter (the paper's eq. 2), behind a small interface.
+
+A Scorer has three steps so that the pipeline can overlap them: `prepare` (decode/resize/normalise one
+image; runs in worker threads), `encode_texts` and `encode_images` (batched, L2-normalised rows), so
+cosine similarity is a dot product. `OpenClipScorer` is the real one (open_clip); tests may pass any
+other Scorer (e.g. one with predictable similarities).
+
+Models: `--clip-model` is an open_clip architecture name (ViT-L-14, ViT-B-32, ...) with `--clip-pretrained`
+a tag (`openai`, downloaded by open_clip into its cache), a checkpoint file, or `none` (random weights);
+or a directory holding `open_clip_config.json` + weights (open_clip's `local-dir:` layout, what
+`build_tiny_clip` writes), in which case `--clip-pretrained` is not used.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from abc import ABC, abstractmethod
+from typing import Any
+
+from .errors import VkelError
+
+RANDOM = ("", "none", "random")
+
+
+class Scorer(ABC):
+    batch_size: int = 32
+
+    @abstractmethod
+    def prepare(self, image) -> Any:
+        """One RGB PIL image -> the encoder's input (thread-safe; called from worker threads)."""
+
+    @abstractmethod
+    def encode_texts(self, texts: list[str]):
+        """-> numpy float32 array (len(texts), dim), rows L2-normalised."""
+
+    @abstractmethod
+    def encode_images(self, prepared: list[Any]):
+        """-> numpy float32 array (len(prepared), dim), rows L2-normalised."""
+
+
+def resolve_device(device: str = "auto") -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+class OpenClipScorer(Scorer):
+    def __init__(self, model: str = "ViT-L-14", pretrained: str | None = "openai", *, device: str = "auto",
+                 batch_size: int = 32, precision: str | None = None):
+        import open_clip
+        import torch
+
+        self.device = resolve_device(device)
+        self.batch_size = batch_size
+        name = model
+        if os.path.isdir(model):
+            name = f"local-dir:{os.path.abspath(model)}"
+        weights = None if (pretrained or "").lower() in RANDOM or name.startswith(("local-dir:", "hf-hub:")) \
+            else pretrained
+        precision = precision or ("fp16" if self.device.startswith("cuda") else "fp32")
+        try:
+            self.model, _, self.preprocess = open_clip.create_model_and_transforms(
+                name, pretrained=weights, device=self.device, precision=precision)
+            self.tokenizer = open_clip.get_tokenizer(name)
+        except (RuntimeError, FileNotFoundError, ValueError, OSError) as err:
+            hint = ("" if weights is None else
+                    f" (--clip-pretrained {weights!r}: a tag is downloaded by open_clip into its cache, so it needs "
+                    "network access the first time; pass a local checkpoint file or a model directory instead)")
+            raise VkelError(f"cannot load CLIP model {model!r}: {err}{hint}") from None
+        self.model.eval()
+        self.random_weights = weights is None and not name.startswith(("local-dir:", "hf-hub:"))
+        self._torch = torch
+
+    def prepare(self, image):
+        return self.preprocess(image)
+
+    def encode_texts(self, texts: list[str]):
+        torch = self._torch
+        with torch.inference_mode():
+            tokens = self.tokenizer(texts).to(self.device)
+            features = self.model.encode_text(tokens, normalize=True)
+        return features.float().cpu().numpy()
+
+    def encode_images(self, prepared: list[Any]):
+        import numpy as np
+
+        torch = self._torch
+        outputs = []
+        with torch.inference_mode():
+            for start in range(0, len(prepared), self.batch_size):
+                batch = torch.stack(prepared[start:start + self.batch_size]).to(self.device)
+                dtype = next(self.model.parameters()).dtype
+                outputs.append(self.model.encode_image(batch.to(dtype), normalize=True).float().cpu().numpy())
+        if not outputs:
+            return np.zeros((0, 0), dtype="float32")
+        return np.concatenate(outputs)
+
+
+TINY_CONFIG = {
+    "embed_dim": 32,
+    "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 8},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
+}
+
+
+def build_tiny_clip(directory: str, *, seed: int = 0, config: dict | None = None) -> str:
+    """Write a tiny random open_clip model in open_clip's `local-dir:` layout (config + weights), for
+    tests, benchmarks and offline demos. Returns the directory (usable as --clip-model)."""
+    import open_clip
+    import torch
+
+    os.makedirs(directory, exist_ok=True)
+    model_cfg = json.loads(json.dumps(config or TINY_CONFIG))
+    torch.manual_seed(seed)
+    model = open_clip.CLIP(**model_cfg)
+    with open(os.path.join(directory, "open_clip_config.json"), "w", encoding="utf-8") as handle:
+        json.dump({"model_cfg": model_cfg, "preprocess_cfg": {}}, handle, indent=1)
+    torch.save(model.state_dict(), os.path.join(directory, "open_clip_pytorch_model.bin"))
+    return directory

@@ -1,0 +1,79 @@
+"""`vkel augment`: synthetic image-text pairs for stage 1 from text-only NER records."""
+
+from typing import Annotated, Literal, Optional
+
+import typer
+
+from ._options import Inputs, OnError, Output
+
+
+def augment_cli(
+    inputs: Inputs = None,
+    retriever: Annotated[Literal["google", "local", "urls"], typer.Option(
+        "--retriever",
+        help="Image source. google: Custom Search JSON API ($VKEL_GOOGLE_API_KEY, $VKEL_GOOGLE_CSE_ID). "
+             "local: --index maps record ids or queries to image files/URLs. urls: --index maps record ids to URLs."
+    )] = "google",
+    index: Annotated[Optional[str], typer.Option("--index", help="Index file for --retriever local|urls.")] = None,
+    search_url: Annotated[Optional[str], typer.Option(
+        "--search-url", help="Custom Search endpoint (default $VKEL_GOOGLE_BASE_URL, else Google's).")] = None,
+    image_dir: Annotated[Optional[str], typer.Option(
+        "--image-dir", help="Where downloaded images are stored, content-addressed [default: <vkel cache>/images].")
+    ] = None,
+    relative: Annotated[bool, typer.Option(
+        "--relative", help="Write `image` relative to --image-dir (use it as --image-root later) instead of "
+                           "an absolute path.")] = False,
+    candidates: Annotated[int, typer.Option("--candidates", min=1, help="Candidate images per sentence.")] = 5,
+    clip_model: Annotated[str, typer.Option(
+        "--clip-model", help="open_clip architecture name, or a directory with open_clip_config.json + weights.")
+    ] = "ViT-L-14",
+    clip_pretrained: Annotated[str, typer.Option(
+        "--clip-pretrained", help="open_clip weights tag (e.g. openai), a checkpoint file, or none (random).")
+    ] = "openai",
+    threshold: Annotated[float, typer.Option(
+        "--threshold", help="Keep the top-1 candidate only if its cosine similarity is at least this.")] = 0.3,
+    ratio: Annotated[Optional[float], typer.Option(
+        "--ratio", help="Keep round(R x --reference-size) accepted records, a seeded random subset.")] = None,
+    reference_size: Annotated[Optional[int], typer.Option(
+        "--reference-size", help="Size of the original training set that --ratio is relative to.")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the --ratio subsample.")] = 0,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Images per CLIP forward pass.")] = 32,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Download/decode threads.")] = 8,
+    max_image_bytes: Annotated[int, typer.Option("--max-image-bytes", min=1, help="Size cap per image.")
+                               ] = 10_000_000,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds per HTTP request.")] = 20.0,
+    retries: Annotated[int, typer.Option("--retries", min=0, help="Retries of a transient HTTP failure.")] = 2,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:1, ...")] = "auto",
+    output: Output = "-",
+    on_error: OnError = "fail",
+):
+    """Pair each sentence with its best retrieved image (CLIP cosine >= --threshold); records that find none
+    are dropped and counted on stderr. Mix with the originals with `cat`."""
+    from ..augment import AugmentStats, augment, sample_size
+    from ..clip import OpenClipScorer
+    from ..paths import cache_dir
+    from ..progress import log
+    from ..retrieval import get_retriever
+    from ..retrieval.download import ImageStore
+    from ._options import run_stage
+
+    if (ratio is None) != (reference_size is None):
+        raise typer.BadParameter("--ratio and --reference-size go together (e.g. --ratio 0.8 --reference-size 7000)")
+    sample = sample_size(ratio, reference_size)
+    source = get_retriever(retriever, index=index, search_url=search_url, timeout=timeout, retries=retries)
+    store = ImageStore(image_dir or str(cache_dir() / "images"), max_bytes=max_image_bytes, timeout=timeout,
+                       retries=retries)
+    scorer = OpenClipScorer(clip_model, clip_pretrained, device=device, batch_size=batch_size)
+    if getattr(scorer, "random_weights", False):
+        log(f"warning: {clip_model} has random weights (--clip-pretrained {clip_pretrained}): scores are noise")
+    stats = AugmentStats()
+
+    def transform(pairs, policy):
+        return augment(pairs, policy, retriever=source, store=store, scorer=scorer, candidates=candidates,
+                       threshold=threshold, workers=workers, sample=sample, seed=seed, relative=relative,
+                       stats=stats)
+
+    try:
+        run_stage(inputs, output, on_error, transform)
+    finally:
+        log(stats.summary(store))
