@@ -1,0 +1,83 @@
+"""`vkel train --stage 1|2`: train one LoRA adapter (HF Trainer + PEFT); runs unchanged under torchrun."""
+
+from typing import Annotated, Literal, Optional
+
+import typer
+
+from ._options import ImageRoot, Inputs, OnError
+
+Dtype = Literal["auto", "bf16", "fp16", "fp32"]
+
+
+def train_cli(
+    inputs: Inputs = None,
+    stage: Annotated[int, typer.Option("--stage", min=1, max=2, help="1: entities and coarse types. 2: fine "
+                                       "types and boxes (input: stage-1 entities, knowledge, objects).")] = 1,
+    model: Annotated[str, typer.Option("--model", help="Base model: hub id or local dir.")] = "llava-hf/llava-1.5-7b-hf",
+    output_dir: Annotated[str, typer.Option("--output-dir", help="The run directory (adapter, processor, "
+                                            "train_args.json, metrics.jsonl, checkpoints).")] = ...,
+    backbone: Annotated[str, typer.Option("--backbone", help="llava, qwen2.5-vl, or auto (from the model's "
+                                          "config).")] = "auto",
+    epochs: Annotated[float, typer.Option("--epochs", min=0.0)] = 10.0,
+    max_steps: Annotated[int, typer.Option("--max-steps", help="Stop after this many optimizer steps (overrides "
+                                           "--epochs when > 0).")] = -1,
+    lr: Annotated[float, typer.Option("--lr", help="Learning rate (AdamW, linear decay).")] = 2e-5,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Examples per device per step.")] = 1,
+    grad_accum: Annotated[Optional[int], typer.Option("--grad-accum", min=1, help="Gradient accumulation steps "
+                          "[default: enough to reach --effective-batch over all processes].")] = None,
+    effective_batch: Annotated[int, typer.Option("--effective-batch", min=1)] = 30,
+    lora_r: Annotated[int, typer.Option("--lora-r", min=1)] = 8,
+    lora_alpha: Annotated[int, typer.Option("--lora-alpha", min=1)] = 16,
+    lora_dropout: Annotated[float, typer.Option("--lora-dropout", min=0.0, max=1.0)] = 0.05,
+    lora_targets: Annotated[str, typer.Option("--lora-targets", help="Comma-separated module names, adapted in "
+                            "the language model only.")] = "q_proj,v_proj",
+    max_length: Annotated[int, typer.Option("--max-length", min=16, help="Tokens per sequence (image tokens "
+                                            "included); longer targets are cut.")] = 2048,
+    noise: Annotated[float, typer.Option("--noise", min=0.0, max=1.0, help="Stage 2: fraction of records whose "
+                                         "stage-1 input is perturbed (an entity dropped or retyped).")] = 0.1,
+    top_k: Annotated[int, typer.Option("--top-k", min=0, help="Stage 2: objects in the prompt.")] = 5,
+    joint: Annotated[bool, typer.Option("--joint", help="One adapter on both stages' sequences.")] = False,
+    no_knowledge: Annotated[bool, typer.Option("--no-knowledge", help="Stage 2 without visual knowledge.")] = False,
+    no_objects: Annotated[bool, typer.Option("--no-objects", help="Stage 2 without detected objects.")] = False,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    save_steps: Annotated[Optional[int], typer.Option("--save-steps", min=1, help="Checkpoint every N steps "
+                          "[default: every epoch].")] = None,
+    logging_steps: Annotated[int, typer.Option("--logging-steps", min=1)] = 10,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --output-dir from its last "
+                                         "checkpoint.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing run directory.")] = False,
+    dtype: Annotated[Dtype, typer.Option("--dtype", help="auto: bf16 on GPUs that have it, fp32 on CPU.")] = "auto",
+    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda (under torchrun each process takes "
+                                        "its local GPU).")] = "auto",
+    gradient_checkpointing: Annotated[bool, typer.Option("--gradient-checkpointing")] = False,
+    num_workers: Annotated[int, typer.Option("--num-workers", min=0, help="DataLoader worker processes.")] = 0,
+    image_root: ImageRoot = None,
+    on_error: OnError = "fail",
+):
+    """Train a LoRA adapter for stage 1 or 2 on gold records (with `entities`); write a run directory.
+
+    Under `torchrun --nproc-per-node N -m vkel_cli train ...` give the records as files (every process
+    reads them)."""
+    from ..errors import ErrorPolicy, VkelError
+    from ..records import read_records
+    from ..train import TrainOptions, train
+
+    if resume and overwrite:
+        raise VkelError("--resume and --overwrite exclude each other")
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and (not inputs or "-" in inputs):
+        raise VkelError("under torchrun every process reads the records: give them as files, not stdin")
+    opts = TrainOptions(
+        model=model, output_dir=output_dir, stage=stage, backbone=backbone, epochs=epochs, max_steps=max_steps,
+        lr=lr, batch_size=batch_size, grad_accum=grad_accum, effective_batch=effective_batch, lora_r=lora_r,
+        lora_alpha=lora_alpha, lora_dropout=lora_dropout,
+        lora_targets=[t.strip() for t in lora_targets.split(",") if t.strip()], max_length=max_length,
+        noise=noise, top_k=top_k, joint=joint, knowledge=not no_knowledge, objects=not no_objects, seed=seed,
+        save_steps=save_steps, logging_steps=logging_steps, resume=resume, overwrite=overwrite, dtype=dtype,
+        device=device, gradient_checkpointing=gradient_checkpointing, num_workers=num_workers,
+        image_root=image_root,
+    )
+    policy = ErrorPolicy(on_error)
+    train(opts, read_records(inputs or ["-"], policy), policy)
+    policy.finish()

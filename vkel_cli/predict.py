@@ -1,0 +1,204 @@
+"""`vkel predict`: generate stage-1 entities or stage-2 predictions for a stream of records.
+
+Engines: `local` (transformers, batched greedy generation with left padding, base model + merged LoRA
+adapter) and `openai` (the same prompts, image as an image_url content part, sent to an
+OpenAI-compatible server such as vLLM serving LLaVA with the LoRA adapter). Both parse the answers
+with sequences.py's parser and write records in input order, streaming batch by batch.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator
+
+from . import images, prompts
+from .errors import ErrorPolicy, VkelError
+from .records import batched, meta
+from .sequences import attach_stage1, attach_stage2
+
+ERROR_KEY = "predict"
+
+
+@dataclass
+class PredictOptions:
+    stage: int = 1
+    model: str | None = None
+    adapter: str | None = None
+    backbone: str = "auto"
+    batch_size: int = 8
+    max_new_tokens: int = 256
+    top_k: int = prompts.DEFAULT_TOP_K
+    knowledge: bool = True
+    objects: bool = True
+    dtype: str = "auto"
+    device: str = "auto"
+    image_root: str | None = None
+    engine: str = "local"
+    base_url: str | None = None
+    served_model: str | None = None
+    api_key_env: str | None = None
+    concurrency: int = 8
+    timeout: float = 120.0
+
+
+@dataclass
+class Job:
+    record: dict[str, Any]
+    prompt: str = ""
+    image: Any = None  # PIL image (local engine) or a data URL (openai engine)
+    size: list | None = None
+    error: VkelError | None = None
+
+
+def stage_prompt(record: dict[str, Any], opts: PredictOptions, size) -> str:
+    if opts.stage == 1:
+        return prompts.stage1_prompt(record)
+    stage1 = record.get("stage1")
+    if not isinstance(stage1, list):
+        raise VkelError("no `stage1` entities: run `vkel predict --stage 1` first", f"record {record.get('id')!r}")
+    stage1 = [{"text": e["text"], "coarse": e.get("coarse", "")} for e in stage1
+              if isinstance(e, dict) and isinstance(e.get("text"), str)]
+    return prompts.stage2_prompt(record, stage1, size, top_k=opts.top_k, knowledge=opts.knowledge,
+                                 objects=opts.objects)
+
+
+def prepare(record: dict[str, Any], opts: PredictOptions, as_data_url: bool = False) -> Job:
+    """Load the image and build the prompt; a failure is kept on the job, not raised."""
+    job = Job(record)
+    try:
+        picture = images.load(record, opts.image_root)
+        job.size = list(record.get("image_size") or picture.size)
+        job.prompt = stage_prompt(record, opts, job.size)
+        job.image = data_url(record, picture, opts.image_root) if as_data_url else picture
+    except VkelError as err:
+        job.error = err
+    return job
+
+
+def data_url(record: dict[str, Any], picture, image_root: str | None) -> str:
+    """The original file bytes when it is a local JPEG/PNG/WebP (no re-encoding loss), else JPEG."""
+    location = images.resolve(record.get("image"), image_root)
+    mime = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+    fmt = None
+    if location and not images.is_url(location):
+        from PIL import Image
+
+        with Image.open(location) as img:
+            fmt = img.format
+    if fmt in mime:
+        with open(location, "rb") as handle:
+            data = handle.read()
+    else:
+        buffer = io.BytesIO()
+        picture.save(buffer, format="JPEG", quality=95)
+        data, fmt = buffer.getvalue(), "JPEG"
+    return f"data:{mime[fmt]};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def finish(job: Job, raw: str | None, opts: PredictOptions, policy: ErrorPolicy) -> dict[str, Any]:
+    if job.error is not None:
+        policy.handle(job.error)
+        meta(job.record).setdefault("errors", {})[ERROR_KEY] = job.error.message
+    elif opts.stage == 1:
+        attach_stage1(job.record, raw or "")
+    else:
+        attach_stage2(job.record, raw or "", job.size)
+    return job.record
+
+
+# ------------------------------------------------------------------------------ local engine
+
+
+class LocalGenerator:
+    """Base model + merged adapter; `generate(jobs)` returns one decoded answer per job."""
+
+    def __init__(self, opts: PredictOptions):
+        from . import backbones
+
+        if not opts.model:
+            raise VkelError("--model is required with --engine local")
+        self.backbone = backbones.detect(opts.model, opts.backbone)
+        # The adapter's run dir holds the processor it was trained with; fall back to the model's.
+        source = opts.adapter if opts.adapter and os.path.isfile(
+            os.path.join(opts.adapter, "processor_config.json")) else opts.model
+        self.processor = backbones.load_processor(source, padding_side="left")
+        self.device = backbones.resolve_device(opts.device)
+        model = backbones.load_model(self.backbone, opts.model, opts.dtype, self.device)
+        self.model = backbones.load_adapter(model, opts.adapter) if opts.adapter else model
+        self.max_new_tokens = opts.max_new_tokens
+
+    def generate(self, jobs: list[Job]) -> list[str]:
+        import torch
+
+        texts = [self.backbone.prompt_text(self.processor, job.prompt) for job in jobs]
+        batch = self.processor(text=texts, images=[job.image for job in jobs], return_tensors="pt", padding=True)
+        batch = batch.to(self.device)
+        if "pixel_values" in batch:
+            batch["pixel_values"] = batch["pixel_values"].to(self.model.dtype)
+        with torch.inference_mode():
+            out = self.model.generate(**batch, max_new_tokens=self.max_new_tokens, do_sample=False,
+                                      pad_token_id=self.processor.tokenizer.pad_token_id)
+        new_tokens = out[:, batch["input_ids"].shape[1]:]
+        return [text.strip() for text in self.processor.batch_decode(new_tokens, skip_special_tokens=True)]
+
+
+def _local(opts: PredictOptions, pairs: Iterable, policy: ErrorPolicy,
+           generator: LocalGenerator | None = None) -> Iterator[dict[str, Any]]:
+    generator = generator or LocalGenerator(opts)
+    for chunk in batched(pairs, max(1, opts.batch_size)):
+        jobs = [prepare(record, opts) for record, _where in chunk]
+        ready = [job for job in jobs if job.error is None]
+        answers = dict(zip(map(id, ready), generator.generate(ready))) if ready else {}
+        for job in jobs:
+            yield finish(job, answers.get(id(job)), opts, policy)
+
+
+# ----------------------------------------------------------------------------- openai engine
+
+
+def _openai(opts: PredictOptions, pairs: Iterable, policy: ErrorPolicy) -> Iterator[dict[str, Any]]:
+    from .llm.openai import OpenAIEndpoint
+    from .llm.parallel import ordered_map
+
+    if not opts.base_url:
+        raise VkelError("--base-url is required with --engine openai")
+    served = opts.served_model or opts.adapter or opts.model
+    if not served:
+        raise VkelError("--served-model is required with --engine openai (the name the server knows the model by)")
+    endpoint = OpenAIEndpoint("predict", opts.base_url, served, api_key_env=opts.api_key_env,
+                              max_concurrency=opts.concurrency, timeout=opts.timeout,
+                              params={"temperature": 0, "max_tokens": opts.max_new_tokens})
+
+    def run(record: dict[str, Any]) -> tuple[Job, str | None]:
+        job = prepare(record, opts, as_data_url=True)
+        if job.error is not None:
+            return job, None
+        messages = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": job.image}},
+                                                 {"type": "text", "text": job.prompt}]}]
+        try:
+            return job, endpoint.complete(messages).text.strip()
+        except VkelError as err:
+            job.error = err.at(f"record {record.get('id')!r}")
+            return job, None
+
+    for job, raw in ordered_map(run, (record for record, _where in pairs), opts.concurrency):
+        yield finish(job, raw, opts, policy)
+
+
+ENGINES = {"local": _local, "openai": _openai}
+
+
+def predict(opts: PredictOptions, pairs: Iterable, policy: ErrorPolicy | None = None,
+            generator: LocalGenerator | None = None) -> Iterator[dict[str, Any]]:
+    """Records of `pairs` ((record, location)) with `stage1` or `predictions` added, in input order.
+    `generator`: a LocalGenerator already loaded (reused across calls by benchmarks)."""
+    if opts.stage not in (1, 2):
+        raise VkelError(f"--stage must be 1 or 2, not {opts.stage}")
+    if opts.engine not in ENGINES:
+        raise VkelError(f"unknown engine {opts.engine!r}; choose one of {', '.join(ENGINES)}")
+    if opts.engine == "local":
+        return _local(opts, pairs, policy or ErrorPolicy("fail"), generator)
+    return ENGINES[opts.engine](opts, pairs, policy or ErrorPolicy("fail"))

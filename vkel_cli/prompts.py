@@ -1,0 +1,114 @@
+"""The input prompts of VKEL's two stages (the targets are in sequences.py), and stage-2 training noise.
+
+Prompts are plain text without the image: the backbone wraps them in its chat template with the image
+(backbones.py), so the same prompt goes to LLaVA, Qwen2.5-VL or an OpenAI-compatible server.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any, Sequence
+
+from . import boxes as box_ops
+from . import hierarchy
+from .sequences import stage1_target, stage2_target
+
+DEFAULT_TOP_K = 5
+
+
+def tweet_text(record: dict[str, Any]) -> str:
+    return " ".join(record.get("tokens") or [])
+
+
+def stage1_prompt(record: dict[str, Any]) -> str:
+    types = ", ".join(hierarchy.coarse_types())
+    return (
+        "Given the tweet and the image, list the named entities in the tweet and their types. "
+        f"The types are: {types}. Answer in the form `<entity> is a(an) <type>`, entities separated by `; `, "
+        "or `no entity found.` when there is none.\n"
+        f"Tweet: {tweet_text(record)}"
+    )
+
+
+def knowledge_lines(entities: Sequence[dict[str, Any]], visual_knowledge: dict[str, Any] | None) -> list[str]:
+    """One line per stage-1 entity: its visual knowledge, or an explicit statement that there is none."""
+    visual_knowledge = visual_knowledge if isinstance(visual_knowledge, dict) else {}
+    lines = []
+    for entity in entities:
+        text = visual_knowledge.get(entity["text"])
+        if isinstance(text, str) and text.strip():
+            lines.append(f"- {entity['text']}: {' '.join(text.split())}")
+        else:
+            lines.append(f"- {entity['text']}: no visual knowledge.")
+    return lines
+
+
+def object_lines(objects: Sequence[dict[str, Any]] | None, image_size: Sequence[float] | None,
+                 top_k: int = DEFAULT_TOP_K) -> list[str]:
+    """The top-K detected objects by score: label and normalized box (label alone without a size)."""
+    ranked = sorted((o for o in objects or [] if isinstance(o, dict) and o.get("label")),
+                    key=lambda o: -float(o.get("score") or 0.0))[: max(top_k, 0)]
+    lines = []
+    for obj in ranked:
+        box = obj.get("box")
+        if box and image_size:
+            lines.append(f"- {obj['label']} {box_ops.format_box(box_ops.normalize(box, image_size))}")
+        else:
+            lines.append(f"- {obj['label']}")
+    return lines
+
+
+def stage2_prompt(record: dict[str, Any], stage1: Sequence[dict[str, Any]], image_size: Sequence[float] | None,
+                  top_k: int = DEFAULT_TOP_K, knowledge: bool = True, objects: bool = True) -> str:
+    """Task prompt + visual knowledge per stage-1 entity + top-K objects + the stage-1 entities."""
+    coarse = sorted({e["coarse"] for e in stage1 if e.get("coarse") in hierarchy.coarse_types()})
+    parts = [
+        "Given the tweet, the image and the entities found in it, give each entity its coarse type, its "
+        "fine-grained type and its bounding boxes in the image as normalized (x1, y1, x2, y2), or None when "
+        "it is not in the image. Answer in the form `<entity> is a(an) <coarse> and a(an) <fine>, whose "
+        "bounding boxes are <boxes>`, entities separated by `; `.",
+        f"Tweet: {tweet_text(record)}",
+    ]
+    if coarse:
+        parts.append("Fine-grained types: " + "; ".join(f"{c}: {', '.join(hierarchy.fine_types(c))}" for c in coarse))
+    if knowledge and stage1:
+        parts.append("Visual knowledge:\n" + "\n".join(knowledge_lines(stage1, record.get("visual_knowledge"))))
+    if objects:
+        lines = object_lines(record.get("objects"), image_size, top_k)
+        parts.append("Objects in the image:\n" + ("\n".join(lines) if lines else "- none detected"))
+    parts.append(f"Entities: {stage1_target(stage1)}")
+    return "\n".join(parts)
+
+
+def gold_stage1(record: dict[str, Any]) -> list[dict[str, str]]:
+    """Stage-1 input for stage-2 training: the record's `stage1` if it has one, else gold (coarse)."""
+    if isinstance(record.get("stage1"), list):
+        return [{"text": e["text"], "coarse": e["coarse"]} for e in record["stage1"]]
+    return [{"text": e["text"], "coarse": e["coarse"]} for e in record.get("entities") or []]
+
+
+def perturb_stage1(entities: list[dict[str, str]], rate: float, seed: int, record_id: str) -> list[dict[str, str]]:
+    """Training noise (paper §IV-L): with probability `rate` (seeded per record) drop one entity or
+    replace its coarse type with another, so stage 2 learns not to trust stage 1 blindly."""
+    rng = random.Random(f"{seed}:{record_id}")
+    if not entities or rng.random() >= rate:
+        return entities
+    noisy = [dict(e) for e in entities]
+    i = rng.randrange(len(noisy))
+    if rng.random() < 0.5:
+        del noisy[i]
+    else:
+        others = [c for c in hierarchy.coarse_types() if c != noisy[i]["coarse"]]
+        noisy[i]["coarse"] = rng.choice(others)
+    return noisy
+
+
+def stage1_example(record: dict[str, Any]) -> tuple[str, str]:
+    return stage1_prompt(record), stage1_target(record.get("entities") or [])
+
+
+def stage2_example(record: dict[str, Any], image_size: Sequence[float] | None, *, noise: float = 0.1, seed: int = 0,
+                   top_k: int = DEFAULT_TOP_K, knowledge: bool = True, objects: bool = True) -> tuple[str, str]:
+    stage1 = perturb_stage1(gold_stage1(record), noise, seed, str(record.get("id")))
+    prompt = stage2_prompt(record, stage1, image_size, top_k=top_k, knowledge=knowledge, objects=objects)
+    return prompt, stage2_target(record.get("entities") or [], image_size)
