@@ -43,9 +43,9 @@ EXIT_STATUS = [("0", "Success."), ("1", "A data or runtime error (the message na
 def command_tree():
     import typer.main
 
-    from vkel_cli.cli import app
+    from vkel_cli.cli import register
 
-    return typer.main.get_command(app)
+    return typer.main.get_command(register())
 
 
 def walk(command, path=()):
@@ -57,6 +57,9 @@ def walk(command, path=()):
 
 
 def choices(param) -> list[str]:
+    found = getattr(getattr(param, "type", None), "choices", None)
+    if found:
+        return [str(v) for v in found]
     descriptor = getattr(param, "type_descriptor", None)
     annotation = getattr(descriptor, "annotation", None)
     if typing.get_origin(annotation) is typing.Literal:

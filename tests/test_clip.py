@@ -91,3 +91,18 @@ def test_augment_cli_local_and_google(tiny_clip, vkel, tmp_path):
 
         ratio = vkel(*args, "--ratio", "0.5", "--reference-size", "2", input=imported.stdout, env=env)
         assert len(ratio.records()) == 1 and "0 by --ratio" in ratio.stderr
+
+
+def test_models_tiny_clip_and_random_weights_are_seeded(vkel, tmp_path):
+    from vkel_cli.clip import OpenClipScorer
+
+    result = vkel("models", "tiny", tmp_path / "clip", "--backbone", "clip", "--seed", "3")
+    assert result.code == 0, result.stderr
+    loaded = OpenClipScorer(str(tmp_path / "clip"), "none", device="cpu")
+    assert loaded.encode_texts(["a red flag"]).shape == (1, 32)
+    # an architecture with random weights is the same model every run, for the same seed
+    kwargs = dict(device="cpu", seed=5)
+    first, second = (OpenClipScorer("ViT-S-32", "none", **kwargs).encode_texts(["x"]) for _ in range(2))
+    assert (first == second).all()
+    other = OpenClipScorer("ViT-S-32", "none", device="cpu", seed=6).encode_texts(["x"])
+    assert not (first == other).all()

@@ -40,3 +40,18 @@ def test_knowledge_with_a_local_llm(vkel, tiny_llama):
     assert usage["calls"] == 1 and usage["completion_tokens"] <= 12
     again = vkel(*args, input=orjson.dumps(record) + b"\n")
     assert again.records()[0]["meta"]["llm_usage"]["knowledge"]["local"] == {**usage, "calls": 0, "cached": 1}
+
+
+def test_two_local_llms_load_concurrently_and_only_selects_one(vkel, tiny_llama):
+    # A fresh process importing transformers from two threads at once used to fail for one of them.
+    record = {"id": "t", "tokens": "Kevin Love scores".split(), "stage1": [{"text": "Kevin Love", "coarse": "person"}]}
+    args = ["knowledge", "--llm", f"alpha=local:{tiny_llama}", "--llm", f"beta=local:{tiny_llama}",
+            "--max-tokens", "6"]
+    both = vkel(*args, input=orjson.dumps(record) + b"\n")
+    assert both.code == 0, both.stderr
+    assert sorted(both.records()[0]["knowledge"]["Kevin Love"]) == ["alpha", "beta"]
+    only = vkel(*args, "--only", "beta", input=orjson.dumps(record) + b"\n")
+    assert only.code == 0, only.stderr
+    assert list(only.records()[0]["knowledge"]["Kevin Love"]) == ["beta"]
+    unknown = vkel(*args, "--only", "gamma", input=orjson.dumps(record) + b"\n")
+    assert unknown.code == 1 and "gamma" in unknown.stderr

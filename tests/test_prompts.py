@@ -114,3 +114,12 @@ def test_stage1_example_round_trip():
     sequences.attach_stage1(record, target)
     assert record["stage1"] == [{"text": e["text"], "coarse": e["coarse"]} for e in RECORD["entities"]]
     assert prompts.stage1_example({**RECORD, "entities": []})[1] == "no entity found."
+
+
+def test_long_visual_knowledge_is_cut_to_a_word_budget():
+    entities = [{"text": "Kevin Love", "coarse": "person"}, {"text": "Cleveland", "coarse": "location"}]
+    long_text = " ".join(f"w{i}" for i in range(500))
+    lines = prompts.knowledge_lines(entities, {"Kevin Love": long_text, "Cleveland": "a  red\\nflag"})
+    assert lines[0] == "- Kevin Love: " + " ".join(f"w{i}" for i in range(prompts.KNOWLEDGE_WORDS)) + " ..."
+    assert lines[1] == "- Cleveland: a red\\nflag"
+    assert prompts.knowledge_lines(entities[:1], {"Kevin Love": "short one"}, max_words=1) == ["- Kevin Love: short ..."]

@@ -40,25 +40,41 @@ def root(
     """Fine-grained multimodal NER and grounding with VKEL."""
 
 
-def _register() -> None:
+_registered: set[str] = set()
+
+
+def register(names: list[str] | None = None) -> typer.Typer:
+    """Add the subcommands (all, or only `names`) to the app; returns the app.
+
+    `vkel CMD ...` registers CMD alone: building every command's parser costs more start-up time
+    than the command itself for light ones (`vkel score --help`). Help and docs register all."""
     for name, module_name, attribute in COMMANDS:
+        if name in _registered or (names is not None and name not in names):
+            continue
         module = importlib.import_module(f"vkel_cli.commands.{module_name}")
         target = getattr(module, attribute)
         if isinstance(target, typer.Typer):
             app.add_typer(target, name=name)
         else:
             app.command(name)(target)
+        _registered.add(name)
+    return app
 
 
-_register()
+def _requested_command(args: list[str]) -> str | None:
+    first = next((a for a in args if not a.startswith("-")), None)
+    return first if first in {name for name, _, _ in COMMANDS} else None
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: exit 0 ok, 1 data/runtime error, 2 usage error."""
     from .errors import VkelError, redact
 
+    args = sys.argv[1:] if argv is None else argv
+    command = _requested_command(args)
+    register([command] if command else None)
     try:
-        app(args=argv, prog_name="vkel")
+        app(args=args, prog_name="vkel")
     except VkelError as err:
         print(f"vkel: error {err}" if err.where else f"vkel: error: {err}", file=sys.stderr)
         sys.exit(1)

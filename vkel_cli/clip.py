@@ -49,10 +49,11 @@ def resolve_device(device: str = "auto") -> str:
 
 class OpenClipScorer(Scorer):
     def __init__(self, model: str = "ViT-L-14", pretrained: str | None = "openai", *, device: str = "auto",
-                 batch_size: int = 32, precision: str | None = None):
+                 batch_size: int = 32, precision: str | None = None, seed: int = 0):
         import open_clip
         import torch
 
+        torch.manual_seed(seed)  # random weights (--clip-pretrained none) are then the same every run
         self.device = resolve_device(device)
         self.batch_size = batch_size
         name = model

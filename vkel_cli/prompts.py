@@ -14,6 +14,9 @@ from . import hierarchy
 from .sequences import stage1_target, stage2_target
 
 DEFAULT_TOP_K = 5
+# Visual knowledge is meant to be a short appearance summary; a longer one (an unvoted or runaway LLM
+# answer) is cut to this many words so that it cannot push the prompt past the model's length.
+KNOWLEDGE_WORDS = 60
 
 
 def tweet_text(record: dict[str, Any]) -> str:
@@ -30,14 +33,18 @@ def stage1_prompt(record: dict[str, Any]) -> str:
     )
 
 
-def knowledge_lines(entities: Sequence[dict[str, Any]], visual_knowledge: dict[str, Any] | None) -> list[str]:
-    """One line per stage-1 entity: its visual knowledge, or an explicit statement that there is none."""
+def knowledge_lines(entities: Sequence[dict[str, Any]], visual_knowledge: dict[str, Any] | None,
+                    max_words: int = KNOWLEDGE_WORDS) -> list[str]:
+    """One line per stage-1 entity: its visual knowledge (at most `max_words` words), or an explicit
+    statement that there is none."""
     visual_knowledge = visual_knowledge if isinstance(visual_knowledge, dict) else {}
     lines = []
     for entity in entities:
         text = visual_knowledge.get(entity["text"])
         if isinstance(text, str) and text.strip():
-            lines.append(f"- {entity['text']}: {' '.join(text.split())}")
+            words = text.split()
+            cut = " ".join(words[:max_words]) + (" ..." if len(words) > max_words else "")
+            lines.append(f"- {entity['text']}: {cut}")
         else:
             lines.append(f"- {entity['text']}: no visual knowledge.")
     return lines

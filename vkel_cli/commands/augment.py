@@ -36,7 +36,7 @@ def augment_cli(
         "--ratio", help="Keep round(R x --reference-size) accepted records, a seeded random subset.")] = None,
     reference_size: Annotated[Optional[int], typer.Option(
         "--reference-size", help="Size of the original training set that --ratio is relative to.")] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the --ratio subsample.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the --ratio subsample and of random CLIP weights (--clip-pretrained none).")] = 0,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Images per CLIP forward pass.")] = 32,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Download/decode threads.")] = 8,
     max_image_bytes: Annotated[int, typer.Option("--max-image-bytes", min=1, help="Size cap per image.")
@@ -63,7 +63,7 @@ def augment_cli(
     source = get_retriever(retriever, index=index, search_url=search_url, timeout=timeout, retries=retries)
     store = ImageStore(image_dir or str(cache_dir() / "images"), max_bytes=max_image_bytes, timeout=timeout,
                        retries=retries)
-    scorer = OpenClipScorer(clip_model, clip_pretrained, device=device, batch_size=batch_size)
+    scorer = OpenClipScorer(clip_model, clip_pretrained, device=device, batch_size=batch_size, seed=seed)
     if getattr(scorer, "random_weights", False):
         log(f"warning: {clip_model} has random weights (--clip-pretrained {clip_pretrained}): scores are noise")
     stats = AugmentStats()

@@ -26,6 +26,10 @@ def knowledge_cli(
         Optional[str], typer.Option("--templates", help="JSON file of prompt templates overriding the shipped ones "
                                     "(same format; types it lists replace the shipped ones).")
     ] = None,
+    only: Annotated[
+        Optional[list[str]], typer.Option("--only", help="Ask only this configured LLM (repeatable), e.g. for "
+                                          "single-LLM knowledge (the paper's Table X).")
+    ] = None,
     no_cache: NoCache = False,
     max_tokens: MaxTokens = None,
 ):
@@ -39,7 +43,7 @@ def knowledge_cli(
     from ._options import run_stage
 
     ledger = Ledger()
-    endpoints = open_endpoints(llm_config, llm, use_cache=not no_cache, ledger=ledger)
+    endpoints = open_endpoints(llm_config, llm, use_cache=not no_cache, ledger=ledger, only=only)
     table = knowledge.load_templates(templates)
     try:
         run_stage(inputs, output, on_error,

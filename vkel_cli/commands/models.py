@@ -11,8 +11,9 @@ app = typer.Typer(help="Model utilities.", no_args_is_help=True)
 def tiny_cli(
     out_dir: Annotated[str, typer.Argument(help="Directory to create (must be absent or empty).")],
     backbone: Annotated[
-        Literal["llava", "qwen2.5-vl", "llama"],
-        typer.Option("--backbone", help="llava / qwen2.5-vl: image-text models for train/predict; llama: a text-only LLM.")
+        Literal["llava", "qwen2.5-vl", "llama", "clip"],
+        typer.Option("--backbone", help="llava / qwen2.5-vl: image-text models for train/predict; llama: a text-only "
+                     "LLM (vkel knowledge --llm NAME=local:DIR); clip: an open_clip model (vkel augment --clip-model DIR).")
     ] = "llava",
     seed: Annotated[int, typer.Option("--seed", help="Seed of the random weights.")] = 0,
 ):

@@ -140,13 +140,24 @@ def resolve(config: str | None, inline: list[str] | None) -> list[EndpointSpec]:
     return specs
 
 
+def select(specs: list[EndpointSpec], only: list[str] | None) -> list[EndpointSpec]:
+    """The specs named in `only` (all when it is empty), in configured order; unknown names are errors."""
+    if not only:
+        return specs
+    names = [spec.name for spec in specs]
+    unknown = [name for name in only if name not in names]
+    if unknown:
+        raise VkelError(f"--only names LLM(s) not configured: {', '.join(unknown)} (configured: {', '.join(names)})")
+    return [spec for spec in specs if spec.name in only]
+
+
 def open_endpoints(config: str | None, inline: list[str] | None, *, use_cache: bool = True, ledger=None,
-                   specs: list[EndpointSpec] | None = None):
-    """Build every configured LLM, wrapped with the shared cache (unless use_cache is false) and
-    the ledger: the endpoints `vkel knowledge` and `vkel vote` call."""
+                   specs: list[EndpointSpec] | None = None, only: list[str] | None = None):
+    """Build every configured LLM (or those named in `only`), wrapped with the shared cache (unless
+    use_cache is false) and the ledger: the endpoints `vkel knowledge` and `vkel vote` call."""
     from .base import build
     from .cache import Cache, CachedEndpoint
 
-    specs = specs if specs is not None else resolve(config, inline)
+    specs = select(specs if specs is not None else resolve(config, inline), only)
     cache = Cache() if use_cache else None
     return [CachedEndpoint(build(spec), cache, ledger) for spec in specs]

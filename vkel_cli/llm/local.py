@@ -10,6 +10,10 @@ import threading
 from ..errors import VkelError
 from .base import Completion, Endpoint, EndpointSpec, Messages, message_text, register_backend
 
+# One load at a time across endpoints: two threads importing transformers for the first time at
+# once see a half-initialised module (`cannot import name 'AutoModelForCausalLM'`).
+_LOAD_LOCK = threading.Lock()
+
 
 class LocalEndpoint(Endpoint):
     def __init__(self, name: str, path: str, max_concurrency: int = 1, params: dict | None = None,
@@ -28,6 +32,10 @@ class LocalEndpoint(Endpoint):
         return f"local:{self.path}"
 
     def _load(self):
+        with _LOAD_LOCK:
+            return self._load_unlocked()
+
+    def _load_unlocked(self):
         if self._loaded is None:
             try:
                 import torch

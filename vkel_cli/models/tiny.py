@@ -12,7 +12,7 @@ from typing import Callable
 
 from ..errors import VkelError
 
-BACKBONES = ("llava", "qwen2.5-vl", "llama")
+BACKBONES = ("llava", "qwen2.5-vl", "llama", "clip")
 
 # Words the tokenizer is trained on: prompt vocabulary, type names and common tweet words, so prompts
 # and targets tokenize into few tokens. Byte-level BPE covers any other text byte by byte.
@@ -180,10 +180,17 @@ def _build_llama(out_dir: str, seed: int) -> None:
     tokenizer.save_pretrained(out_dir)
 
 
+def _build_clip(out_dir: str, seed: int) -> None:
+    from ..clip import build_tiny_clip
+
+    build_tiny_clip(out_dir, seed=seed)
+
+
 _BUILDERS: dict[str, Callable[[str, int], None]] = {
     "llava": _build_llava,
     "qwen2.5-vl": _build_qwen,
     "llama": _build_llama,
+    "clip": _build_clip,  # open_clip `local-dir:` layout, for `vkel augment --clip-model DIR`
 }
 
 
