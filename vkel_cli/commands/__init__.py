@@ -6,7 +6,14 @@ a function a single command. cli.py registers them in this order.
 """
 
 COMMANDS: list[tuple[str, str, str]] = [
-    # ("data", "data", "app"),
-    # ("score", "score", "score_cli"),
+    ("data", "data", "app"),
+    ("score", "score", "score_cli"),
+    ("knowledge", "knowledge", "knowledge_cli"),
+    ("vote", "vote", "vote_cli"),
+    ("augment", "augment", "augment_cli"),
     ("env", "env", "env_cli"),
+    ("detect", "detect", "detect_cli"),
+    ("train", "train", "train_cli"),
+    ("predict", "predict", "predict_cli"),
+    ("models", "models", "app"),
 ]

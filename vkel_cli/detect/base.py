@@ -1,0 +1,109 @@
+"""The detector interface, its options, and the registry of backends by name.
+
+Backends are registered as "module:attribute" strings so that importing this module (and
+`vkel --help`) never imports torch, mmdet or transformers.
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Sequence
+
+from ..errors import VkelError
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One detected object: a class name, a confidence in [0, 1], and [x1, y1, x2, y2] in pixels
+    of the image given to the detector."""
+
+    label: str
+    score: float
+    box: tuple[float, float, float, float]
+
+
+@dataclass
+class DetectorOptions:
+    """Everything a backend may need; each backend reads the fields it understands."""
+
+    config: str | None = None  # mmdet: config file or name of a config shipped with mmdet
+    checkpoint: str | None = None  # mmdet: local path, URL, "released", or None (random weights)
+    model: str | None = None  # rtdetr: hub id or local directory
+    device: str = "auto"
+    dtype: str = "auto"
+    score_threshold: float = 0.0  # backends may drop detections below it early
+
+
+class Detector(ABC):
+    """Runs on a batch of RGB PIL images; returns, per image, its detections (any order)."""
+
+    name: str = ""
+    model_name: str = ""  # what produced the boxes, recorded in meta.detect
+    device: str = "cpu"
+
+    @abstractmethod
+    def detect(self, images: list) -> list[list[Detection]]:
+        """One list of detections per input image, in input order."""
+
+
+# name -> "module:factory"; a factory takes DetectorOptions and returns a Detector.
+BACKENDS: dict[str, str] = {
+    "mmdet": "vkel_cli.detect.mmdet_backend:MMDetDetector",
+    "rtdetr": "vkel_cli.detect.rtdetr:RTDetrDetector",
+}
+
+
+def register(name: str, target: str) -> None:
+    """Add a backend: `target` is "module:factory" (imported only when the backend is used)."""
+    BACKENDS[name] = target
+
+
+def create(name: str, options: DetectorOptions) -> Detector:
+    if name not in BACKENDS:
+        raise VkelError(f"unknown detector backend {name!r} (known: {', '.join(sorted(BACKENDS))})")
+    module_name, _, attribute = BACKENDS[name].partition(":")
+    factory = getattr(importlib.import_module(module_name), attribute)
+    return factory(options)
+
+
+def resolve_device(device: str) -> str:
+    """`auto` -> cuda when available, else cpu; anything else is passed to torch as is."""
+    import torch
+
+    if device in ("auto", "", None):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise VkelError(f"--device {device}: CUDA is not available on this machine (use --device cpu)")
+    return device
+
+
+def resolve_dtype(dtype: str, device: str):
+    """`auto` -> float16 on CUDA, float32 on CPU; else a torch dtype by name."""
+    import torch
+
+    if dtype in ("auto", "", None):
+        return torch.float16 if device.startswith("cuda") else torch.float32
+    value = getattr(torch, dtype, None)
+    if not isinstance(value, torch.dtype) or not value.is_floating_point:
+        raise VkelError(f"--dtype {dtype!r} is not a floating-point torch dtype (float32, float16, bfloat16)")
+    return value
+
+
+def select(detections: Sequence[Detection], size: Sequence[int], top_k: int, score_threshold: float) -> list[dict]:
+    """The `objects` field: boxes clipped inside the image (w, h), empty ones dropped, scores at or
+    above the threshold, the top K by score (ties: the detector's order)."""
+    width, height = size
+    kept = []
+    for det in detections:
+        if det.score < score_threshold:
+            continue
+        x1, y1, x2, y2 = det.box
+        box = [round(min(max(float(v), 0.0), limit), 2) for v, limit in ((x1, width), (y1, height), (x2, width),
+                                                                         (y2, height))]
+        if box[2] <= box[0] or box[3] <= box[1]:
+            continue
+        kept.append((det, box))
+    kept.sort(key=lambda pair: -pair[0].score)  # stable: equal scores keep the detector's order
+    return [{"label": det.label, "score": round(float(det.score), 4), "box": box} for det, box in kept[:top_k]]
