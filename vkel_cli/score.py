@@ -53,6 +53,9 @@ class _Pair:
     best_iou: float  # -1 when one side has no box
 
 
+_NO_MATCH = _Pair(text=False, type=False, both_null=False, best_iou=-1.0)
+
+
 class Scorer:
     def __init__(self, level: str = "fine", ious: Sequence[float] = (0.5,), by_type: bool = False,
                  ignore_case: bool = False):
@@ -76,11 +79,11 @@ class Scorer:
         return str(item.get("fine") or "").lower() if self.level == "fine" else self._coarse(item)
 
     def _pair(self, pred: dict[str, Any], gold: dict[str, Any]) -> _Pair:
+        """The pair's agreement, for a pair whose texts are equal (others never count)."""
         box = pred.get("box")
         gold_boxes = gold.get("boxes") or []
         return _Pair(
-            text=normalize_text(pred.get("text", ""), self.ignore_case)
-            == normalize_text(gold.get("text", ""), self.ignore_case),
+            text=True,
             type=self._type(pred) == self._type(gold) and self._type(gold) != "",
             both_null=box is None and not gold_boxes,
             best_iou=max((iou(box, g) for g in gold_boxes), default=-1.0) if box is not None else -1.0,
@@ -106,7 +109,10 @@ class Scorer:
     def add(self, gold: Iterable[dict[str, Any]], predictions: Iterable[dict[str, Any]]) -> None:
         """Score one record."""
         gold, predictions = list(gold), list(predictions)
-        pairs = [[self._pair(p, g) for g in gold] for p in predictions]
+        gold_texts = [normalize_text(g.get("text", ""), self.ignore_case) for g in gold]
+        pred_texts = [normalize_text(p.get("text", ""), self.ignore_case) for p in predictions]
+        pairs = [[self._pair(p, g) if pt == gt else _NO_MATCH for g, gt in zip(gold, gold_texts)]
+                 for p, pt in zip(predictions, pred_texts)]
         pred_types = [self._coarse(p) for p in predictions]
         gold_types = [self._coarse(g) for g in gold]
         groups = {"all": (list(range(len(predictions))), list(range(len(gold))))}
