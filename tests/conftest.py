@@ -60,3 +60,14 @@ def shared_data() -> Path:
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Every test gets its own cache directory, so no test sees another's cache."""
     monkeypatch.setenv("VKEL_CACHE", str(tmp_path_factory.mktemp("vkel-cache")))
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread: on 2 shared cores more threads only contend (a step gets ~10x slower)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

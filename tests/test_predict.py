@@ -92,16 +92,6 @@ def test_qwen_end_to_end_joint_adapter(tmp_path, tmp_path_factory, vkel):
     assert all("predictions" in r for r in stage2.records())
 
 
-@pytest.fixture
-def one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_batches_match_single_records_and_bad_images_are_per_record(tmp_path, tmp_path_factory, one_thread):
     from vkel_cli.errors import ErrorPolicy, SkippedRecords, VkelError
     from vkel_cli.predict import PredictOptions, predict

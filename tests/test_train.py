@@ -18,16 +18,6 @@ pytestmark = pytest.mark.slow
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}  # 2 shared cores: threads only contend
 
 
-@pytest.fixture
-def one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def make_records(root: Path, n: int = 6) -> Path:
     write_images(root / "img", {f"{i}.jpg": (80 + 10 * (i % 3), 60) for i in range(n)})
     path = root / "train.jsonl"
