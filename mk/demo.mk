@@ -24,14 +24,15 @@ DEMO_VOTE ?= --method llm --voter $(firstword $(DEMO_LLMS))
 # The detector: RTMDet-tiny from mmdet's shipped config with random weights (no checkpoint); threshold 0
 # because random weights score every box low.
 DEMO_DETECT ?= --backend mmdet --config rtmdet_tiny_8xb32-300e_coco --checkpoint none --score-threshold 0 --device cpu
-# The CLIP filter: a small open_clip architecture with random weights (threshold -1: random similarities
+# The CLIP filter: a tiny open_clip model with random weights (`vkel models tiny --backbone clip`) (threshold -1: random similarities
 # are noise, so nothing is dropped; the real run uses ViT-L-14 with `openai` weights and 0.3).
-DEMO_CLIP ?= --clip-model ViT-S-32 --clip-pretrained none --threshold -1
+DEMO_CLIP ?= --clip-model $(DEMO_CLIP_DIR) --threshold -1
 
 D := $(DEMO_DIR)
 DEMO_IMAGES := $(SAMPLE)/images
 DEMO_TIMING := $(D)/timing.tsv
 DEMO_LLAVA := $(D)/models/llava
+DEMO_CLIP_DIR := $(D)/models/clip
 DEMO_LLM_FLAGS := $(foreach n,$(DEMO_LLMS),--llm $(n)=local:$(D)/models/llm-$(n))
 DEMO_LLM_DIRS := $(foreach n,$(DEMO_LLMS),$(D)/models/llm-$(n)/config.json)
 
@@ -65,7 +66,7 @@ $(D)/train.jsonl $(D)/test.jsonl: $(D)/%.jsonl: $(SAMPLE)/%.txt
 	$(call TOC,import:$*)
 
 # --- 2. augment: FIGER text-only sentences + images from the local pool, CLIP-filtered -------------------
-$(D)/synthetic.jsonl: $(SAMPLE)/figer.txt $(SAMPLE)/pool/index.json
+$(D)/synthetic.jsonl: $(SAMPLE)/figer.txt $(SAMPLE)/pool/index.json $(DEMO_CLIP_DIR)/open_clip_config.json
 	$(TIC)
 	$(VKEL) data import figer $(SAMPLE)/figer.txt \
 	  | $(VKEL) augment --retriever local --index $(SAMPLE)/pool/index.json --image-dir $(D)/synthetic-images \
@@ -81,6 +82,11 @@ $(DEMO_LLAVA)/config.json:
 	$(TIC)
 	rm -rf $(DEMO_LLAVA) $(DEMO_LLAVA).tmp && $(VKEL) models tiny $(DEMO_LLAVA).tmp --backbone llava --seed 0 && mv $(DEMO_LLAVA).tmp $(DEMO_LLAVA)
 	$(call TOC,models:llava)
+
+$(DEMO_CLIP_DIR)/open_clip_config.json:
+	$(TIC)
+	rm -rf $(DEMO_CLIP_DIR) $(DEMO_CLIP_DIR).tmp && $(VKEL) models tiny $(DEMO_CLIP_DIR).tmp --backbone clip --seed 0 && mv $(DEMO_CLIP_DIR).tmp $(DEMO_CLIP_DIR)
+	$(call TOC,models:clip)
 
 # One rule per endpoint (seed = its position in DEMO_LLMS, so the LLMs differ and the vote has work to do).
 define demo_llm_rule
