@@ -33,7 +33,7 @@ def test_truncated_gzip_is_an_error_with_location(tmp_path):
 
 @pytest.mark.parametrize("line, message", [
     (b"{not json", "malformed JSON"),
-    (b"[1, 2]", "must be a JSON object"),
+    (b"[1, 2]", "must hold a JSON object"),
     (b'{"tokens": []}', "no string `id`"),
     (b'{"id": "x", "entities": [{"text": "a", "boxes": [[1, 2, 3]]}]}', r"entities\[0\]\.boxes"),
 ])

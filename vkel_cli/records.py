@@ -57,13 +57,27 @@ def iter_lines(source: str) -> Iterator[tuple[int, bytes]]:
             raw.close()
 
 
-def parse_record(line: bytes, where: Location) -> Record:
+def iter_nonblank(source: str) -> Iterator[tuple[Location, bytes]]:
+    """(location, line) for every non-blank line of a file or `-`."""
+    name = source_name(source)
+    for lineno, line in iter_lines(source):
+        if line.strip():
+            yield Location(name, lineno), line
+
+
+def load_object(line: bytes, where: Location | str) -> dict[str, Any]:
+    """One JSON object from a line, or a VkelError naming where it stood."""
     try:
-        record = orjson.loads(line)
+        value = orjson.loads(line)
     except orjson.JSONDecodeError as err:
         raise VkelError(f"malformed JSON: {err}", str(where)) from None
-    if not isinstance(record, dict):
-        raise VkelError(f"a record must be a JSON object, got {type(record).__name__}", str(where))
+    if not isinstance(value, dict):
+        raise VkelError(f"a line must hold a JSON object, got {type(value).__name__}", str(where))
+    return value
+
+
+def parse_record(line: bytes, where: Location) -> Record:
+    record = load_object(line, where)
     check_record(record, where)
     return record
 
@@ -74,11 +88,7 @@ def read_records(
     """Stream (record, location) pairs from every source in turn; blank lines are skipped."""
     policy = policy or ErrorPolicy("fail")
     for source in sources or ["-"]:
-        name = source_name(source)
-        for lineno, line in iter_lines(source):
-            if not line.strip():
-                continue
-            where = Location(name, lineno)
+        for where, line in iter_nonblank(source):
             try:
                 yield parse_record(line, where), where
             except VkelError as err:

@@ -19,11 +19,10 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Iterator
 
-import orjson
 
 from .. import hierarchy
 from ..errors import ErrorPolicy, VkelError
-from ..records import Record, entity_text, iter_lines, source_name
+from ..records import Record, entity_text, iter_lines, iter_nonblank, load_object, source_name
 
 TypeMap = dict[str, "tuple[str, str | None] | None"]
 
@@ -162,23 +161,16 @@ def read_conll(path: str, policy: ErrorPolicy) -> Iterator[Sentence]:
 
 
 def read_jsonl(path: str, policy: ErrorPolicy) -> Iterator[Sentence]:
-    name = source_name(path)
-    for lineno, raw in iter_lines(path):
-        if not raw.strip():
-            continue
-        where = f"{name}:{lineno}"
+    for where, raw in iter_nonblank(path):
         try:
-            yield _sentence_from_json(raw, where)
+            yield _sentence_from_json(raw, str(where))
         except VkelError as err:
             policy.handle(err)
 
 
 def _sentence_from_json(raw: bytes, where: str) -> Sentence:
-    try:
-        obj = orjson.loads(raw)
-    except orjson.JSONDecodeError as err:
-        raise VkelError(f"malformed JSON: {err}", where) from None
-    tokens = obj.get("tokens") if isinstance(obj, dict) else None
+    obj = load_object(raw, where)
+    tokens = obj.get("tokens")
     if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
         raise VkelError("expected an object with `tokens` (a list of strings)", where)
     spans = obj.get("entities", obj.get("mentions")) or []

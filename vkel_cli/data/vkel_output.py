@@ -6,11 +6,9 @@ from __future__ import annotations
 from itertools import zip_longest
 from typing import Iterator
 
-import orjson
-
 from .. import images, sequences
 from ..errors import VkelError
-from ..records import Record, iter_lines, read_records, source_name
+from ..records import Record, iter_nonblank, load_object, read_records, source_name
 
 
 def detect_stage(text: str) -> int:
@@ -19,18 +17,11 @@ def detect_stage(text: str) -> int:
 
 
 def _outputs(path: str) -> Iterator[tuple[str, str]]:
-    name = source_name(path)
-    for lineno, line in iter_lines(path):
-        if not line.strip():
-            continue
-        where = f"{name}:{lineno}"
-        try:
-            item = orjson.loads(line)
-        except orjson.JSONDecodeError as err:
-            raise VkelError(f"malformed JSON: {err}", where) from None
-        if not isinstance(item, dict) or not isinstance(item.get("output"), str):
-            raise VkelError("expected an object with a string `output`", where)
-        yield item["output"], where
+    for where, line in iter_nonblank(path):
+        item = load_object(line, where)
+        if not isinstance(item.get("output"), str):
+            raise VkelError("expected an object with a string `output`", str(where))
+        yield item["output"], str(where)
 
 
 def import_outputs(path: str, gold: str, stage: str = "auto", image_root: str | None = None) -> Iterator[Record]:
