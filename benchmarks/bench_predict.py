@@ -52,7 +52,8 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=48)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--tokens", type=int, default=20)
-    X
+    # 1 thread: on 2 shared cores torch's default threads contend with everything else running.
+    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     import torch
 
