@@ -31,8 +31,8 @@ def command(*args: str) -> list[str]:
     return [str(vkel), *args] if vkel.exists() else [sys.executable, "-m", "vkel_cli", *args]
 
 
-# A one-command typer app: what any typer subcommand's --help costs (typer builds its parameter
-# coercion, which imports pydantic, only when a command is resolved; a bare `import typer` does not).
+# A one-command typer app: what any typer subcommand's --help costs beyond the bare import (typer 0.29
+# imported pydantic at that point, which is why vkel pins typer < 0.29).
 MINIMAL_APP = """
 import typer
 app = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False)
@@ -122,9 +122,8 @@ def main() -> int:
         lines.append(f"| `{name}` | {1000 * seconds:.0f} | {ratio:.2f}x | {seconds / sub_floor:.2f}x |")
         if name.startswith("vkel") and ratio >= GOAL:
             over.append(name)
-    lines += ["", "(typer resolves a subcommand's parameters through pydantic, so any subcommand's `--help`, "
-              "even a one-command app's, costs more than the bare import; the last column compares with that.)",
-              ""]
+    lines += ["", "(The last column compares with a one-command typer app's `--help`: what typer itself costs "
+              "once it resolves a command.)", ""]
     if over:
         lines.append(f"**Over the {GOAL}x goal: {', '.join(over)}.**")
         for name in over:
