@@ -18,14 +18,6 @@ def iou(a: Sequence[float], b: Sequence[float]) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def is_valid(box: Sequence[float], size: Sequence[float] | None = None) -> bool:
-    """Ordered corners, positive area, and (when the size is known) inside the image."""
-    x1, y1, x2, y2 = box
-    if not (x2 > x1 and y2 > y1 and x1 >= 0 and y1 >= 0):
-        return False
-    return size is None or (x2 <= size[0] and y2 <= size[1])
-
-
 def normalize(box: Sequence[float], size: Sequence[float]) -> tuple[float, float, float, float]:
     """Pixels -> fractions of the image size, clipped to [0, 1], rounded to 3 decimals."""
     w, h = size

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import sys
 from contextlib import contextmanager
-from typing import Iterable, Iterator, TypeVar
-
-T = TypeVar("T")
 
 
 def stderr_console():
@@ -42,9 +39,3 @@ def progress_bar(description: str, total: int | None = None):
 
         yield advance
 
-
-def track(items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
-    with progress_bar(description, total) as advance:
-        for item in items:
-            yield item
-            advance()
