@@ -75,9 +75,10 @@ def _run(srv, records, image_dir, threshold=0.6, **kw):
     return out, stats, store
 
 
-def test_right_candidate_wins_bad_ones_counted_nothing_lost(world):
+@pytest.mark.parametrize("decode_workers", [0, 2])  # decoding in the download threads, or in processes
+def test_right_candidate_wins_bad_ones_counted_nothing_lost(world, decode_workers):
     srv, records, image_dir = world
-    out, stats, store = _run(srv, records, image_dir)
+    out, stats, store = _run(srv, records, image_dir, decode_workers=decode_workers)
     by_id = {r["id"]: r for r in out}
     assert list(by_id) == ["r1", "r5"]
     r1 = by_id["r1"]
@@ -98,9 +99,16 @@ def test_rerun_downloads_nothing_and_gives_the_same_records(world):
     srv, records, image_dir = world
     first, _, _ = _run(srv, records, image_dir)
     hits = sum(srv.hits.values())
-    second, stats, store = _run(srv, records, image_dir)
+    second, stats, store = _run(srv, records, image_dir, decode_workers=1)
     assert sum(srv.hits.values()) == hits  # neither searches nor images were requested again
     assert second == first and store.stats.downloaded == 0 and stats.kept == 2
+    # a stored image damaged since is a failed candidate like any other: r1 is left with blue alone
+    with open(first[0]["image"], "r+b") as handle:
+        handle.truncate(200)
+    third, stats, store = _run(srv, records, image_dir, decode_workers=1)
+    # corrupt: the remembered one, and the red file that r1's red and r5's two reds share (content-addressed)
+    assert store.stats.failures["corrupt"] == 1 + 3 and stats.below_threshold == 2
+    assert third == [first[1]] and store.stats.downloaded == 0
 
 
 def test_threshold_and_batches(world):

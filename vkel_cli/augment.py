@@ -1,7 +1,8 @@
 """`vkel augment`: pair text-only NER sentences with retrieved images, kept when CLIP agrees.
 
-For each record: query = sentence + its target entities; the retriever gives up to N candidates; each
-is fetched, verified and preprocessed in worker threads while the main thread encodes the previous
+For each record: query = sentence + its target entities; the retriever gives up to N candidates; their
+bytes are fetched in threads, then decoded, verified and resized together (one task per record) in
+worker processes (`decode_workers`; 0: in the threads), while the main thread encodes the previous
 batch (the sentence once, the candidates in batches across records); the top-1 candidate is kept if its
 cosine similarity to the sentence is >= threshold. Records stream in input order; a record without an
 accepted image is dropped and counted; a bad candidate is skipped and counted, never fatal.
@@ -10,6 +11,7 @@ accepted image is dropped and counted; a bad candidate is skipped and counted, n
 
 from __future__ import annotations
 
+import os
 import random
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -18,9 +20,11 @@ from typing import Iterator
 
 from .clip import Scorer
 from .errors import ErrorPolicy, VkelError
+from .images import is_url
 from .records import Record, meta
 from .retrieval import Retriever, build_query
-from .retrieval.download import CandidateError, ImageStore
+from .retrieval.decode import DecodePool
+from .retrieval.download import CandidateError, Fetched, ImageStore
 
 STAGE = "augment"
 
@@ -50,8 +54,10 @@ class AugmentStats:
 class _Job:
     record: Record
     query: str
-    search: Future  # -> list of Futures, one per candidate, each -> (StoredImage, prepared) or CandidateError
-    results: list = field(default_factory=list)  # usable candidates: (StoredImage, prepared input)
+    search: Future  # -> per candidate a Fetched or CandidateError, or a Future of one
+    fetched: list[Fetched] = field(default_factory=list)
+    decoding: tuple | None = None  # (DecodeTask, start): its results[start:start + len(fetched)] are ours
+    results: list = field(default_factory=list)  # usable candidates: StoredImage with .prepared
     tried: int = 0
     failed_search: bool = False
 
@@ -67,38 +73,37 @@ def _reservoir_add(reservoir: list, item, seen: int, k: int, rng: random.Random)
 
 
 def augment(pairs, policy: ErrorPolicy, *, retriever: Retriever, store: ImageStore, scorer: Scorer,
-            candidates: int = 5, threshold: float = 0.3, workers: int = 8, sample: int | None = None,
-            seed: int = 0, relative: bool = False, stats: AugmentStats | None = None) -> Iterator[Record]:
+            candidates: int = 5, threshold: float = 0.3, workers: int = 8, decode_workers: int = 0,
+            sample: int | None = None, seed: int = 0, relative: bool = False,
+            stats: AugmentStats | None = None) -> Iterator[Record]:
     stats = stats if stats is not None else AugmentStats()
     reservoir: list = []
     rng = random.Random(seed)
     accepted = 0
+    # A light (test-size) encoder waits on decoding: it gets the cores the decoding workers leave, as
+    # torch's threads would otherwise spin on cores the workers need. A real one is the bottleneck and
+    # keeps all its threads (the workers are mostly idle then).
+    encoder_threads = None
+    if decode_workers > 0 and scorer.light:
+        encoder_threads = max(1, (os.cpu_count() or 1) - decode_workers)
     with ThreadPoolExecutor(max(1, workers), thread_name_prefix="vkel-fetch") as fetch_pool, \
-            ThreadPoolExecutor(max(1, min(workers, 4)), thread_name_prefix="vkel-search") as search_pool:
+            ThreadPoolExecutor(max(1, min(workers, 4)), thread_name_prefix="vkel-search") as search_pool, \
+            DecodePool(decode_workers, fetch_pool, store.max_pixels, scorer.preparer()) as decoder, \
+            scorer.cpu_threads(encoder_threads):
 
-        def fetch_and_prepare(source: str):
+        def fetch(source: str):
             try:
-                stored = store.get(source)
-                image = stored.image
-                if image is None:  # reused from the store: decode it now
-                    from PIL import Image
-
-                    with Image.open(stored.path) as img:
-                        image = img.convert("RGB")
-                stored.image = None  # keep only the encoder's input in memory
-                return stored, scorer.prepare(image)
+                return store.fetch(source)
             except CandidateError as err:
                 return err
-            except OSError as err:  # a stored file gone bad since: a failed candidate like any other
-                store.stats.fail("corrupt")
-                return CandidateError("corrupt", f"{source}: {err}")
 
         def search(record: Record, query: str):
-            sources = retriever.candidates(record, query, candidates)
-            return [fetch_pool.submit(fetch_and_prepare, s) for s in sources[:candidates]]
+            sources = retriever.candidates(record, query, candidates)[:candidates]
+            # local files are read right here: a thread hop per file would cost more than the read
+            return [fetch_pool.submit(fetch, s) if is_url(s) else fetch(s) for s in sources]
 
-        def jobs() -> Iterator[_Job]:
-            # Search and fetch run ahead of encoding by a bounded window of records.
+        def searched() -> Iterator[_Job]:
+            # Search and fetch run ahead of decoding by a bounded window of records.
             window: deque[_Job] = deque()
             lookahead = max(8, 2 * scorer.batch_size // max(1, candidates))
             for record, where in pairs:
@@ -107,6 +112,26 @@ def augment(pairs, policy: ErrorPolicy, *, retriever: Retriever, store: ImageSto
                 if len(window) > lookahead:
                     yield window.popleft()
             yield from window
+
+        def decoding() -> Iterator[_Job]:
+            # Records' candidates are decoded in tasks of about `group` images (one inter-process round
+            # trip each), running ahead of encoding by a window that keeps every worker busy.
+            group = max(candidates, min(32, scorer.batch_size // 2))
+            window: deque[_Job] = deque()
+            lookahead = max(4, (2 * max(1, decode_workers) + 1) * -(-group // max(1, candidates)))
+            waiting: list[_Job] = []
+            for job in searched():
+                _collect_fetches(job, policy, stats)
+                waiting.append(job)
+                if sum(len(j.fetched) for j in waiting) >= group:
+                    _submit_decoding(waiting, decoder)
+                    window.extend(waiting)
+                    waiting = []
+                while len(window) > lookahead:
+                    yield window.popleft()
+            _submit_decoding(waiting, decoder)
+            yield from window
+            yield from waiting
 
         def finished(batch: list[_Job]) -> Iterator[Record]:
             nonlocal accepted
@@ -135,23 +160,16 @@ def augment(pairs, policy: ErrorPolicy, *, retriever: Retriever, store: ImageSto
 
         batch: list[_Job] = []
         pending_images = 0
-        for job in jobs():
-            try:
-                futures = job.search.result()
-            except VkelError as err:
-                stats.search_failed += 1
-                policy.handle(err.at(f"record {job.record.get('id')!r}"))
-                meta(job.record).setdefault("errors", {})[STAGE] = str(err)
-                job.failed_search = True
-                futures = []
-            for future in futures:
-                result = future.result()
-                stats.candidates += 1
-                job.tried += 1
-                if isinstance(result, CandidateError):
-                    continue
-                stats.candidates_ok += 1
-                job.results.append(result)
+        for job in decoding():
+            if job.decoding is not None:
+                task, start = job.decoding
+                for fetched, decoded in zip(job.fetched, task.results()[start:start + len(job.fetched)]):
+                    if isinstance(decoded, CandidateError):
+                        store.reject(fetched, decoded)
+                        continue
+                    stats.candidates_ok += 1
+                    job.results.append(store.commit(fetched, decoded))
+                job.fetched, job.decoding = [], None  # the bytes are no longer needed
             batch.append(job)
             pending_images += len(job.results)
             if pending_images >= scorer.batch_size:
@@ -165,22 +183,52 @@ def augment(pairs, policy: ErrorPolicy, *, retriever: Retriever, store: ImageSto
             yield out
 
 
+def _collect_fetches(job: _Job, policy: ErrorPolicy, stats: AugmentStats) -> None:
+    """Wait for a record's search and downloads; keep the fetched bytes, count the failures."""
+    try:
+        futures = job.search.result()
+    except VkelError as err:
+        stats.search_failed += 1
+        policy.handle(err.at(f"record {job.record.get('id')!r}"))
+        meta(job.record).setdefault("errors", {})[STAGE] = str(err)
+        job.failed_search = True
+        futures = []
+    for result in futures:
+        if isinstance(result, Future):
+            result = result.result()
+        stats.candidates += 1
+        job.tried += 1
+        if not isinstance(result, CandidateError):
+            job.fetched.append(result)
+
+
+def _submit_decoding(jobs: list[_Job], decoder: DecodePool) -> None:
+    """One decoding task for the candidates of these records."""
+    items = [(fetched.data, fetched.source) for job in jobs for fetched in job.fetched]
+    if not items:
+        return
+    task, start = decoder.submit(items), 0
+    for job in jobs:
+        job.decoding = (task, start)
+        start += len(job.fetched)
+
+
 def _score(batch: list[_Job], scorer: Scorer) -> list:
     """Per job: (StoredImage, best cosine) or None when it has no usable candidate."""
     scored = [job for job in batch if job.results]
     best: dict[int, tuple] = {}
     if scored:
         texts = scorer.encode_texts([" ".join(job.record.get("tokens") or []) for job in scored])
-        prepared = [tensor for job in scored for _, tensor in job.results]
-        images = scorer.encode_images(prepared)
+        images = scorer.encode_images([stored.prepared for job in scored for stored in job.results])
         offset = 0
         for row, job in enumerate(scored):
             n = len(job.results)
             sims = images[offset:offset + n] @ texts[row]
             offset += n
             top = int(sims.argmax())  # the first of equal maxima: the retriever's better-ranked one
-            best[id(job)] = (job.results[top][0], float(sims[top]))
-            job.results = [stored for stored, _ in job.results]  # drop the tensors as soon as scored
+            best[id(job)] = (job.results[top], float(sims[top]))
+            for stored in job.results:
+                stored.prepared = None  # drop the encoder inputs as soon as scored
     return [best.get(id(job)) for job in batch]
 
 

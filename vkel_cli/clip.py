@@ -1,9 +1,10 @@
 """Image-text similarity for `vkel augment`'s filter (the paper's eq. 2), behind a small interface.
 
-A Scorer has three steps so that the pipeline can overlap them: `prepare` (decode/resize/normalise one
-image; runs in worker threads), `encode_texts` and `encode_images` (batched, L2-normalised rows), so
-cosine similarity is a dot product. `OpenClipScorer` is the real one (open_clip); tests may pass any
-other Scorer (e.g. one with predictable similarities).
+A Scorer has three steps so that the pipeline can overlap them: `prepare` (resize/crop one decoded
+image; runs in decoding workers, threads or processes, so `preparer()` must pickle without the model),
+`encode_texts` and `encode_images` (batched, L2-normalised rows), so cosine similarity is a dot product.
+`OpenClipScorer` is the real one (open_clip); tests may pass any other Scorer (e.g. one with
+predictable similarities).
 
 Models: `--clip-model` is an open_clip architecture name (ViT-L-14, ViT-B-32, ...) with `--clip-pretrained`
 a tag (`openai`, downloaded by open_clip into its cache), a checkpoint file, or `none` (random weights);
@@ -16,19 +17,31 @@ from __future__ import annotations
 import json
 import os
 from abc import ABC, abstractmethod
-from typing import Any
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import Any, Callable
 
 from .errors import VkelError
+from .image_prep import normalize_batch, plan_for
 
 RANDOM = ("", "none", "random")
 
 
 class Scorer(ABC):
     batch_size: int = 32
+    light: bool = False  # encoding an image costs less CPU than decoding one (a test-size model)
 
     @abstractmethod
     def prepare(self, image) -> Any:
         """One RGB PIL image -> the encoder's input (thread-safe; called from worker threads)."""
+
+    def cpu_threads(self, threads: int | None) -> AbstractContextManager:
+        """While the context lasts, encode with at most this many CPU threads (None: no limit)."""
+        return nullcontext()
+
+    def preparer(self) -> Callable[[Any], Any]:
+        """`prepare` as a picklable callable for decoding worker processes. The bound method pickles the
+        whole scorer: a scorer holding a model returns something smaller."""
+        return self.prepare
 
     @abstractmethod
     def encode_texts(self, texts: list[str]):
@@ -72,11 +85,29 @@ class OpenClipScorer(Scorer):
                     "network access the first time; pass a local checkpoint file or a model directory instead)")
             raise VkelError(f"cannot load CLIP model {model!r}: {err}{hint}") from None
         self.model.eval()
+        # the resize/crop half runs in decoding workers, ToTensor + Normalize batched in encode_images
+        self.plan = plan_for(self.preprocess)
+        # the smallest published CLIP image towers have 10M+ parameters; below 5M is a test-size model
+        self.light = sum(p.numel() for p in self.model.visual.parameters()) < 5_000_000
         self.random_weights = weights is None and not name.startswith(("local-dir:", "hf-hub:"))
         self._torch = torch
 
     def prepare(self, image):
-        return self.preprocess(image)
+        return (self.plan or self.preprocess)(image)
+
+    def preparer(self):
+        return self.plan or self.preprocess
+
+    @contextmanager
+    def cpu_threads(self, threads: int | None):
+        torch = self._torch
+        before = torch.get_num_threads()
+        if self.device == "cpu" and threads is not None and threads < before:
+            torch.set_num_threads(max(1, threads))
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
 
     def encode_texts(self, texts: list[str]):
         torch = self._torch
@@ -91,9 +122,13 @@ class OpenClipScorer(Scorer):
         torch = self._torch
         outputs = []
         with torch.inference_mode():
+            dtype = next(self.model.parameters()).dtype
             for start in range(0, len(prepared), self.batch_size):
-                batch = torch.stack(prepared[start:start + self.batch_size]).to(self.device)
-                dtype = next(self.model.parameters()).dtype
+                chunk = prepared[start:start + self.batch_size]
+                if isinstance(chunk[0], np.ndarray):  # uint8 arrays from the plan
+                    batch = normalize_batch(chunk, self.plan.mean, self.plan.std, self.device)
+                else:
+                    batch = torch.stack(chunk).to(self.device)
                 outputs.append(self.model.encode_image(batch.to(dtype), normalize=True).float().cpu().numpy())
         if not outputs:
             return np.zeros((0, 0), dtype="float32")

@@ -1,5 +1,6 @@
 """`vkel augment`: synthetic image-text pairs for stage 1 from text-only NER records."""
 
+import os
 from typing import Annotated, Literal, Optional
 
 import typer
@@ -38,7 +39,11 @@ def augment_cli(
         "--reference-size", help="Size of the original training set that --ratio is relative to.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the --ratio subsample and of random CLIP weights (--clip-pretrained none).")] = 0,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Images per CLIP forward pass.")] = 32,
-    workers: Annotated[int, typer.Option("--workers", min=1, help="Download/decode threads.")] = 8,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Download threads.")] = 8,
+    decode_workers: Annotated[Optional[int], typer.Option(
+        "--decode-workers", min=0, show_default=False,
+        help="Processes that decode, verify and resize the candidates (0: in the download threads) "
+             "[default: the number of CPU cores, at most 8].")] = None,
     max_image_bytes: Annotated[int, typer.Option("--max-image-bytes", min=1, help="Size cap per image.")
                                ] = 10_000_000,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds per HTTP request.")] = 20.0,
@@ -67,11 +72,13 @@ def augment_cli(
     if getattr(scorer, "random_weights", False):
         log(f"warning: {clip_model} has random weights (--clip-pretrained {clip_pretrained}): scores are noise")
     stats = AugmentStats()
+    if decode_workers is None:
+        decode_workers = min(8, os.cpu_count() or 1)
 
     def transform(pairs, policy):
         return augment(pairs, policy, retriever=source, store=store, scorer=scorer, candidates=candidates,
-                       threshold=threshold, workers=workers, sample=sample, seed=seed, relative=relative,
-                       stats=stats)
+                       threshold=threshold, workers=workers, decode_workers=decode_workers, sample=sample,
+                       seed=seed, relative=relative, stats=stats)
 
     try:
         run_stage(inputs, output, on_error, transform)

@@ -2,21 +2,24 @@
 
 A URL is fetched over http(s) only (redirects followed by hand, each hop checked), with a size cap,
 a content-type check, timeouts and retries with backoff (vkel_cli.http), then fully decoded by PIL
-with a pixel cap (decompression-bomb guard). Good bytes land in `<dir>/<sha256[:2]>/<sha256>.<ext>`;
+with a pixel cap (decompression-bomb guard; `decode.decode_image`). Good bytes land in
+`<dir>/<sha256[:2]>/<sha256>.<ext>`;
 `<dir>/.urls/` remembers what each URL gave (a file, or a permanent failure such as a 404), so a
 re-run downloads nothing twice and an interrupted run resumes where it stopped. Transient failures
 (timeouts, 5xx after the retries) are not remembered: the next run tries again.
+
+`get` does it all in the calling thread. `fetch` (bytes only) and `commit`/`reject` (after decoding)
+split it, so that `vkel augment` can decode a record's candidates together in a worker process.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import threading
-import warnings
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Callable
 from urllib.parse import urljoin
 
 import orjson
@@ -24,8 +27,9 @@ import orjson
 from .. import http
 from ..images import MAX_PIXELS, is_url
 from ..records import atomic_path
+from .decode import CandidateError, Decoded, decode_image
 
-FORMATS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp", "BMP": "bmp", "TIFF": "tif"}
+__all__ = ["CandidateError", "Fetched", "FetchStats", "ImageStore", "StoredImage"]
 # Servers often send images as octet-stream; anything else (text/html, json) is not an image.
 ACCEPTED_TYPES = ("image/", "application/octet-stream", "binary/octet-stream")
 MAX_REDIRECTS = 5
@@ -37,26 +41,26 @@ def http_errors():
     return requests.RequestException
 
 
-class CandidateError(Exception):
-    """A candidate that cannot be used; `reason` is a short counter key, `permanent` says whether a
-    re-run should try it again."""
-
-    def __init__(self, reason: str, detail: str, permanent: bool = True):
-        super().__init__(f"{reason}: {detail}")
-        self.reason, self.detail, self.permanent = reason, detail, permanent
-
-
 @dataclass
 class StoredImage:
     source: str
     path: str  # absolute path of the verified file
     size: list[int]  # [width, height]
-    image: object = None  # the decoded RGB PIL image, when verification just decoded it
+    prepared: object = None  # the encoder's input, when decoding was given a `prepare`
+
+
+@dataclass
+class Fetched:
+    """A candidate's bytes, not yet decoded."""
+    source: str
+    data: bytes
+    path: str | None  # where the bytes already lie (a local file, a stored download); None: fresh download
+    memo: str | None = None  # a URL's memo file
 
 
 @dataclass
 class FetchStats:
-    downloaded: int = 0  # fetched over the network this run
+    downloaded: int = 0  # fetched over the network this run (and verified)
     reused: int = 0  # answered from the store (or a remembered failure)
     local: int = 0  # local files verified in place
     failures: Counter = field(default_factory=Counter)
@@ -82,13 +86,46 @@ class ImageStore:
         self.stats = FetchStats()
 
     # -- public -------------------------------------------------------------------------------------
-    def get(self, source: str) -> StoredImage:
+    def get(self, source: str, prepare: Callable | None = None) -> StoredImage:
         """A verified image for a URL or a local path; CandidateError (counted) when unusable."""
+        fetched = self.fetch(source)
         try:
-            return self._get_url(source) if is_url(source) else self._get_local(source)
+            decoded = decode_image(fetched.data, source, self.max_pixels, prepare)
+        except CandidateError as err:
+            self.reject(fetched, err)
+            raise
+        return self.commit(fetched, decoded)
+
+    def fetch(self, source: str) -> Fetched:
+        """The bytes of a URL (from the store when an earlier run kept them) or of a local file;
+        CandidateError (counted) when there are none to decode."""
+        try:
+            return self._fetch_url(source) if is_url(source) else self._read_local(source)
         except CandidateError as err:
             self.stats.fail(err.reason)
             raise
+
+    def commit(self, fetched: Fetched, decoded: Decoded) -> StoredImage:
+        """Keep a fresh download that decoded well (content-addressed file + URL memo)."""
+        if fetched.path is not None:
+            if fetched.memo is None:
+                self.stats.add(local=1)
+            return StoredImage(fetched.source, fetched.path, decoded.size, decoded.prepared)
+        digest = hashlib.sha256(fetched.data).hexdigest()
+        relative = os.path.join(digest[:2], f"{digest}.{decoded.ext}")
+        path = os.path.join(self.root, relative)
+        if not os.path.exists(path):
+            with atomic_path(path) as handle:
+                handle.write(fetched.data)
+        self._remember(fetched.memo, {"url": fetched.source, "file": relative, "size": decoded.size})
+        self.stats.add(downloaded=1)
+        return StoredImage(fetched.source, path, decoded.size, decoded.prepared)
+
+    def reject(self, fetched: Fetched, err: CandidateError) -> None:
+        """Count a candidate whose bytes did not decode; a fresh download's failure is remembered."""
+        self.stats.fail(err.reason)
+        if fetched.path is None and fetched.memo and err.permanent:
+            self._remember(fetched.memo, {"url": fetched.source, "error": err.reason})
 
     def relative(self, path: str) -> str:
         return os.path.relpath(path, self.root)
@@ -98,7 +135,7 @@ class ImageStore:
         digest = hashlib.sha256(url.encode("utf-8")).hexdigest()
         return os.path.join(self.root, ".urls", digest[:2], f"{digest}.json")
 
-    def _get_url(self, url: str) -> StoredImage:
+    def _fetch_url(self, url: str) -> Fetched:
         memo = self._memo_file(url)
         if os.path.exists(memo):
             with open(memo, "rb") as handle:
@@ -107,32 +144,26 @@ class ImageStore:
                 self.stats.add(reused=1)
                 raise CandidateError(note["error"], f"{url} (remembered from an earlier run)")
             path = os.path.join(self.root, note["file"])
-            if os.path.exists(path):
+            try:
+                with open(path, "rb") as handle:
+                    data = handle.read()
                 self.stats.add(reused=1)
-                return StoredImage(url, path, note["size"])
+                return Fetched(url, data, path, memo)
+            except OSError:
+                pass  # the stored file is gone: download it again
         try:
-            data = self._fetch(url)
-            image, ext = self._verify(data, url)
+            data = self._download(url)
         except CandidateError as err:
             if err.permanent:
                 self._remember(memo, {"url": url, "error": err.reason})
             raise
-        self.stats.add(downloaded=1)
-        digest = hashlib.sha256(data).hexdigest()
-        relative = os.path.join(digest[:2], f"{digest}.{ext}")
-        path = os.path.join(self.root, relative)
-        if not os.path.exists(path):
-            with atomic_path(path) as handle:
-                handle.write(data)
-        size = [image.width, image.height]
-        self._remember(memo, {"url": url, "file": relative, "size": size})
-        return StoredImage(url, path, size, image)
+        return Fetched(url, data, None, memo)
 
     def _remember(self, memo: str, note: dict) -> None:
         with atomic_path(memo) as handle:
             handle.write(orjson.dumps(note))
 
-    def _fetch(self, url: str) -> bytes:
+    def _download(self, url: str) -> bytes:
         import requests
 
         for _ in range(MAX_REDIRECTS + 1):
@@ -176,7 +207,7 @@ class ImageStore:
         return b"".join(chunks)
 
     # -- local files --------------------------------------------------------------------------------
-    def _get_local(self, path: str) -> StoredImage:
+    def _read_local(self, path: str) -> Fetched:
         path = os.path.abspath(path)
         try:
             if os.path.getsize(path) > self.max_bytes:
@@ -185,28 +216,4 @@ class ImageStore:
                 data = handle.read()
         except OSError as err:
             raise CandidateError("missing_file", f"{path}: {err.strerror}") from None
-        image, _ = self._verify(data, path)
-        self.stats.add(local=1)
-        return StoredImage(path, path, [image.width, image.height], image)
-
-    # -- verification -------------------------------------------------------------------------------
-    def _verify(self, data: bytes, where: str):
-        """Fully decode `data` (a truncated file fails here), refusing huge pixel counts before decoding."""
-        from PIL import Image
-
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
-                img = Image.open(io.BytesIO(data), formats=list(FORMATS))
-                fmt = img.format
-                if img.width * img.height > self.max_pixels:
-                    raise CandidateError("too_many_pixels", f"{where}: {img.width}x{img.height}")
-                img.load()
-                rgb = img.convert("RGB")
-        except CandidateError:
-            raise
-        except (Image.UnidentifiedImageError, ValueError) as err:
-            raise CandidateError("not_image", f"{where}: {err}") from None
-        except (OSError, SyntaxError, EOFError, Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-            raise CandidateError("corrupt", f"{where}: {err}") from None
-        return rgb, FORMATS[fmt]
+        return Fetched(path, data, path)

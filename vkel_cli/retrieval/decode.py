@@ -1,0 +1,182 @@
+"""Verifying a candidate's bytes and preparing the encoder's input, in threads or worker processes.
+
+`decode_image` fully decodes one image (a truncated file fails here) under a pixel cap (decompression-
+bomb guard), converts it to RGB and, given a `prepare` callable, returns what the encoder takes. It is a
+plain function of bytes so that `decode_many` (one task: the candidates of a few records) can run in a
+process pool: with a small CLIP model the per-image Python work of decoding and resizing is most of the
+filter's time, and threads would serialise it on the GIL. Only PIL (and numpy in `prepare`) is imported in a worker.
+"""
+
+from __future__ import annotations
+
+import io
+import multiprocessing
+import warnings
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from ..errors import VkelError
+
+FORMATS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp", "BMP": "bmp", "TIFF": "tif"}
+
+
+class CandidateError(Exception):
+    """A candidate that cannot be used; `reason` is a short counter key, `permanent` says whether a
+    re-run should try it again."""
+
+    def __init__(self, reason: str, detail: str, permanent: bool = True):
+        super().__init__(f"{reason}: {detail}")
+        self.reason, self.detail, self.permanent = reason, detail, permanent
+
+    def __reduce__(self):  # crosses process boundaries with its three fields
+        return CandidateError, (self.reason, self.detail, self.permanent)
+
+
+@dataclass
+class Decoded:
+    ext: str  # file extension of the detected format
+    size: list[int]  # [width, height]
+    prepared: Any = None  # the encoder's input, when a `prepare` was given
+
+
+def decode_image(data: bytes, where: str, max_pixels: int, prepare: Callable | None = None) -> Decoded:
+    with _bombs_are_errors():
+        return _decode(data, where, max_pixels, prepare)
+
+
+def decode_many(items: list[tuple[bytes, str]], max_pixels: int, prepare: Callable | None) -> list:
+    """One task: Decoded or CandidateError per (bytes, where), in order."""
+    results: list = []
+    with _bombs_are_errors():
+        for data, where in items:
+            try:
+                results.append(_decode(data, where, max_pixels, prepare))
+            except CandidateError as err:
+                results.append(err)
+    return results
+
+
+@contextmanager
+def _bombs_are_errors():
+    """PIL's decompression-bomb warning as an error; entered once per task, not per image (each entry
+    resets the interpreter's warning caches)."""
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        yield
+
+
+def _decode(data: bytes, where: str, max_pixels: int, prepare: Callable | None) -> Decoded:
+    from PIL import Image
+
+    try:
+        img = Image.open(io.BytesIO(data), formats=list(FORMATS))
+        fmt = img.format
+        if img.width * img.height > max_pixels:
+            raise CandidateError("too_many_pixels", f"{where}: {img.width}x{img.height}")
+        img.load()
+        rgb = img if img.mode == "RGB" else img.convert("RGB")
+    except CandidateError:
+        raise
+    except (Image.UnidentifiedImageError, ValueError) as err:
+        raise CandidateError("not_image", f"{where}: {err}") from None
+    except (OSError, SyntaxError, EOFError, Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise CandidateError("corrupt", f"{where}: {err}") from None
+    return Decoded(FORMATS[fmt], [rgb.width, rgb.height], prepare(rgb) if prepare is not None else None)
+
+
+class DecodePool:
+    """Runs `decode_many` tasks (the candidates of a few records each) in `processes` worker processes,
+    or (0) in the given thread pool. Workers do not fork the parent, which runs threads (downloads,
+    torch) that a fork would copy mid-flight: they come from a forkserver (or are spawned).
+
+    A worker that dies (a decoder crash, the OOM killer) breaks every task then in the pool; each is run
+    again alone in a fresh one-worker pool, so only the task that crashes twice loses its candidates
+    (counted as `decoder_crashed`)."""
+
+    def __init__(self, processes: int, threads: Executor, max_pixels: int, prepare: Callable | None):
+        self.processes, self.threads, self.max_pixels, self.prepare = processes, threads, max_pixels, prepare
+        self._pool: ProcessPoolExecutor | None = self._new_pool(processes) if processes > 0 else None
+
+    def _new_pool(self, processes: int) -> ProcessPoolExecutor:
+        pool = ProcessPoolExecutor(processes, mp_context=_context())
+        for _ in range(processes):  # workers start on demand: start them all now, while records are read
+            pool.submit(int)
+        return pool
+
+    def submit(self, items: list[tuple[bytes, str]]) -> "DecodeTask":
+        return DecodeTask(self, items, self._submit(items))
+
+    def _submit(self, items: list[tuple[bytes, str]]) -> Future:
+        from concurrent.futures.process import BrokenProcessPool
+
+        if self.processes <= 0:
+            return self.threads.submit(decode_many, items, self.max_pixels, self.prepare)
+        for _ in range(2):
+            if self._pool is None:
+                self._pool = self._new_pool(self.processes)
+            try:
+                future = self._pool.submit(decode_many, items, self.max_pixels, self.prepare)
+                future.pool = self._pool  # which pool to drop if this task finds it broken
+                return future
+            except BrokenProcessPool:
+                self._drop_pool(self._pool)
+        raise VkelError("cannot start decoding worker processes (try --decode-workers 0)")
+
+    def wait(self, future: Future, items: list[tuple[bytes, str]]) -> list:
+        from concurrent.futures.process import BrokenProcessPool
+
+        try:
+            return future.result()
+        except BrokenProcessPool:
+            self._drop_pool(getattr(future, "pool", None))
+        alone = self._new_pool(1)
+        try:
+            return alone.submit(decode_many, items, self.max_pixels, self.prepare).result()
+        except BrokenProcessPool as err:
+            return [CandidateError("decoder_crashed", f"{where}: {err}", permanent=False) for _, where in items]
+        finally:
+            alone.shutdown(wait=True, cancel_futures=True)
+
+    def _drop_pool(self, broken: ProcessPoolExecutor | None) -> None:
+        if broken is not None and broken is self._pool:
+            broken.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    def __enter__(self) -> "DecodePool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)  # workers exit on their own
+            self._pool = None
+
+
+def _context():
+    """forkserver where there is one (Unix): a clean server process, started once and preloaded with
+    this module, forks each worker in milliseconds; spawn elsewhere."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__, "vkel_cli.image_prep"])
+    return context
+
+
+class DecodeTask:
+    """One submitted task; `results()` waits once and keeps the answer (several records share a task)."""
+
+    def __init__(self, pool: DecodePool, items: list[tuple[bytes, str]], future: Future):
+        self._pool, self._items, self._future = pool, items, future
+        self._results: list | None = None
+
+    def results(self) -> list:
+        if self._results is None:
+            self._results = self._pool.wait(self._future, self._items)
+            self._items = []  # the bytes are no longer needed
+        return self._results
