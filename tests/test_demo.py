@@ -34,6 +34,10 @@ def _script(name: str):
 
 # --- make -n: every table target shows its plan, and running it would call the right commands ---------
 
+# The plans read the bundled sample in place of ../shared/data, so they need no benchmark download.
+SAMPLE_DATA = ("FMNERG_DIR=examples/sample", "XML_DIR=examples/sample/xml", "IMAGE_ROOT=examples/sample/images",
+               "FIGER_FILE=examples/sample/figer.txt")
+
 PLANS = {
     "table-iv": ["vkel data import fmnerg", "vkel data import figer", "vkel augment", "vkel detect",
                  "vkel knowledge", "vkel vote", "vkel train --stage 1", "vkel train --stage 2",
@@ -53,7 +57,7 @@ PLANS = {
 @pytest.mark.parametrize("target", sorted(PLANS))
 def test_table_target_plan(tmp_path, target):
     dirs = {name: str(tmp_path / name) for name in ("data", "runs", "out", "tables")}
-    result = make("-n", target, f"DATA={dirs['data']}", f"RUNS={dirs['runs']}", f"OUT={dirs['out']}",
+    result = make("-n", target, *SAMPLE_DATA, f"DATA={dirs['data']}", f"RUNS={dirs['runs']}", f"OUT={dirs['out']}",
                   f"TABLES={dirs['tables']}")
     assert result.returncode == 0, result.stderr
     plan = result.stdout.replace(str(tmp_path) + "/", "")
@@ -65,7 +69,7 @@ def test_table_target_plan(tmp_path, target):
 
 @needs_make
 def test_every_file_target_is_written_atomically(tmp_path):
-    result = make("-n", "paper", f"DATA={tmp_path}/data", f"RUNS={tmp_path}/runs", f"OUT={tmp_path}/out",
+    result = make("-n", "paper", *SAMPLE_DATA, f"DATA={tmp_path}/data", f"RUNS={tmp_path}/runs", f"OUT={tmp_path}/out",
                   f"TABLES={tmp_path}/tables")
     assert result.returncode == 0, result.stderr
     redirected = [line for line in result.stdout.splitlines() if "> " in line and ".jsonl" in line]
@@ -85,7 +89,7 @@ def test_help_lists_the_targets():
 @needs_make
 def test_sweeps_reuse_the_main_run(tmp_path):
     """K = TOP_K and noise = NOISE are the main VKEL run, not a second training of it."""
-    result = make("-n", "fig-8", "fig-10", f"RUNS={tmp_path}/runs", f"OUT={tmp_path}/out", f"DATA={tmp_path}/data",
+    result = make("-n", "fig-8", "fig-10", *SAMPLE_DATA, f"RUNS={tmp_path}/runs", f"OUT={tmp_path}/out", f"DATA={tmp_path}/data",
                   f"TABLES={tmp_path}/tables")
     assert result.returncode == 0, result.stderr
     assert "runs/stage2-k5 " not in result.stdout and "runs/stage2-noise0.1 " not in result.stdout
