@@ -120,13 +120,15 @@ def augment(pairs, policy: ErrorPolicy, *, retriever: Retriever, store: ImageSto
             window: deque[_Job] = deque()
             lookahead = max(4, (2 * max(1, decode_workers) + 1) * -(-group // max(1, candidates)))
             waiting: list[_Job] = []
+            waiting_images = 0
             for job in searched():
                 _collect_fetches(job, policy, stats)
                 waiting.append(job)
-                if sum(len(j.fetched) for j in waiting) >= group:
+                waiting_images += len(job.fetched)
+                if waiting_images >= group:
                     _submit_decoding(waiting, decoder)
                     window.extend(waiting)
-                    waiting = []
+                    waiting, waiting_images = [], 0
                 while len(window) > lookahead:
                     yield window.popleft()
             _submit_decoding(waiting, decoder)
@@ -186,14 +188,14 @@ def augment(pairs, policy: ErrorPolicy, *, retriever: Retriever, store: ImageSto
 def _collect_fetches(job: _Job, policy: ErrorPolicy, stats: AugmentStats) -> None:
     """Wait for a record's search and downloads; keep the fetched bytes, count the failures."""
     try:
-        futures = job.search.result()
+        answers = job.search.result()  # per candidate: a result, or a Future of one (downloads)
     except VkelError as err:
         stats.search_failed += 1
         policy.handle(err.at(f"record {job.record.get('id')!r}"))
         meta(job.record).setdefault("errors", {})[STAGE] = str(err)
         job.failed_search = True
-        futures = []
-    for result in futures:
+        answers = []
+    for result in answers:
         if isinstance(result, Future):
             result = result.result()
         stats.candidates += 1

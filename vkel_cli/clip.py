@@ -93,7 +93,7 @@ class OpenClipScorer(Scorer):
         self._torch = torch
 
     def prepare(self, image):
-        return (self.plan or self.preprocess)(image)
+        return self.preparer()(image)
 
     def preparer(self):
         return self.plan or self.preprocess
