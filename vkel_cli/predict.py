@@ -113,9 +113,10 @@ def finish(job: Job, raw: str | None, opts: PredictOptions, policy: ErrorPolicy)
 
 
 class LocalGenerator:
-    """Base model + merged adapter; `generate(jobs)` returns one decoded answer per job."""
+    """Base model + merged adapter; `generate(jobs)` returns one decoded answer per job.
+    `loaded`: a model already in memory (vkel train's dev evaluation passes the model being trained)."""
 
-    def __init__(self, opts: PredictOptions):
+    def __init__(self, opts: PredictOptions, loaded: Any = None):
         from . import backbones
 
         if not opts.model:
@@ -125,9 +126,12 @@ class LocalGenerator:
         source = opts.adapter if opts.adapter and os.path.isfile(
             os.path.join(opts.adapter, "processor_config.json")) else opts.model
         self.processor = backbones.load_processor(source, padding_side="left")
-        self.device = backbones.resolve_device(opts.device)
-        model = backbones.load_model(self.backbone, opts.model, opts.dtype, self.device)
-        self.model = backbones.load_adapter(model, opts.adapter) if opts.adapter else model
+        if loaded is not None:
+            self.device, self.model = next(loaded.parameters()).device, loaded
+        else:
+            self.device = backbones.resolve_device(opts.device)
+            model = backbones.load_model(self.backbone, opts.model, opts.dtype, self.device)
+            self.model = backbones.load_adapter(model, opts.adapter) if opts.adapter else model
         self.max_new_tokens = opts.max_new_tokens
 
     def generate(self, jobs: list[Job]) -> list[str]:
