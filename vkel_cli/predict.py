@@ -33,6 +33,7 @@ class PredictOptions:
     top_k: int = prompts.DEFAULT_TOP_K
     knowledge: bool = True
     objects: bool = True
+    no_stage1: bool = False  # stage 2 without stage-1 input, as `vkel train --no-stage1` trained it
     dtype: str = "auto"
     device: str = "auto"
     image_root: str | None = None
@@ -56,6 +57,8 @@ class Job:
 def stage_prompt(record: dict[str, Any], opts: PredictOptions, size) -> str:
     if opts.stage == 1:
         return prompts.stage1_prompt(record)
+    if opts.no_stage1:  # end to end (LLaVA-direct): the tweet and the image only
+        return prompts.direct_prompt(record)
     stage1 = record.get("stage1")
     if not isinstance(stage1, list):
         raise VkelError("no `stage1` entities: run `vkel predict --stage 1` first", f"record {record.get('id')!r}")

@@ -1,7 +1,13 @@
-"""The input prompts of VKEL's two stages (the targets are in sequences.py), and stage-2 training noise.
+"""The input prompts of VKEL's two stages, the training targets built from gold entities (the sequence
+formats themselves are in sequences.py), and stage-2 training noise.
 
 Prompts are plain text without the image: the backbone wraps them in its chat template with the image
 (backbones.py), so the same prompt goes to LLaVA, Qwen2.5-VL or an OpenAI-compatible server.
+
+Targets never invent labels: an entity without a fine type (GMNER, most FIGER sentences) gets a
+coarse-only clause, `X is a(an) person, whose bounding boxes are ...` (rule per entity, so a record where
+only some entities have a fine type mixes the two clause forms); records whose boxes are unknown
+(synthetic) are never given a stage-2 target (train_data.py decides which examples a record gives).
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ from typing import Any, Sequence
 
 from . import boxes as box_ops
 from . import hierarchy
-from .sequences import stage1_target, stage2_target
+from .sequences import NO_ENTITY, boxes_text, stage1_target, stage2_target
 
 DEFAULT_TOP_K = 5
 # Visual knowledge is meant to be a short appearance summary; a longer one (an unvoted or runaway LLM
@@ -87,6 +93,33 @@ def stage2_prompt(record: dict[str, Any], stage1: Sequence[dict[str, Any]], imag
     return "\n".join(parts)
 
 
+def direct_prompt(record: dict[str, Any]) -> str:
+    """Stage 2 without stage-1 input (`--no-stage1`, the paper's LLaVA-direct): tweet + image -> the final
+    triples; no stage-1 entities, visual knowledge or objects."""
+    return "\n".join([
+        "Given the tweet and the image, list the named entities in the tweet and give each its coarse type, its "
+        "fine-grained type and its bounding boxes in the image as normalized (x1, y1, x2, y2), or None when it is "
+        "not in the image. Answer in the form `<entity> is a(an) <coarse> and a(an) <fine>, whose bounding boxes "
+        "are <boxes>`, entities separated by `; `, or `no entity found.` when there is none.",
+        f"Tweet: {tweet_text(record)}",
+        "Fine-grained types: " + "; ".join(f"{c}: {', '.join(hierarchy.fine_types(c))}"
+                                           for c in hierarchy.coarse_types()),
+    ])
+
+
+def gold_stage2_target(entities: Sequence[dict[str, Any]], image_size: Sequence[float] | None) -> str:
+    """The stage-2 target of gold entities, saying only what the annotation knows: an entity with a fine
+    type gets the full clause (sequences.stage2_target), one without gets the coarse-only clause."""
+    clauses = []
+    for entity in entities:
+        if entity.get("fine"):
+            clauses.append(stage2_target([entity], image_size))
+        else:
+            clauses.append(f"{entity['text']} is a(an) {entity['coarse']}, whose bounding boxes are "
+                           + boxes_text(entity.get("boxes") or [], image_size))
+    return "; ".join(clauses) if clauses else NO_ENTITY
+
+
 def gold_stage1(record: dict[str, Any]) -> list[dict[str, str]]:
     """Stage-1 input for stage-2 training: the record's `stage1` if it has one, else gold (coarse)."""
     if isinstance(record.get("stage1"), list):
@@ -115,7 +148,12 @@ def stage1_example(record: dict[str, Any]) -> tuple[str, str]:
 
 
 def stage2_example(record: dict[str, Any], image_size: Sequence[float] | None, *, noise: float = 0.1, seed: int = 0,
-                   top_k: int = DEFAULT_TOP_K, knowledge: bool = True, objects: bool = True) -> tuple[str, str]:
+                   top_k: int = DEFAULT_TOP_K, knowledge: bool = True, objects: bool = True,
+                   direct: bool = False) -> tuple[str, str]:
+    """`direct`: the end-to-end prompt (no stage-1 input, so no noise, knowledge or objects either)."""
+    target = gold_stage2_target(record.get("entities") or [], image_size)
+    if direct:
+        return direct_prompt(record), target
     stage1 = perturb_stage1(gold_stage1(record), noise, seed, str(record.get("id")))
     prompt = stage2_prompt(record, stage1, image_size, top_k=top_k, knowledge=knowledge, objects=objects)
-    return prompt, stage2_target(record.get("entities") or [], image_size)
+    return prompt, target

@@ -19,7 +19,7 @@ from typing import Iterable
 from . import __version__, backbones
 from .errors import ErrorPolicy, VkelError
 from .progress import log
-from .train_data import Collator, ExampleOptions, SpooledExamples
+from .train_data import Collator, LengthCheck, SpooledExamples, example_options
 
 METRICS_FILE = "metrics.jsonl"
 ARGS_FILE = "train_args.json"
@@ -58,6 +58,7 @@ class TrainOptions:
     gradient_checkpointing: bool = False
     num_workers: int = 0
     image_root: str | None = None
+    no_stage1: bool = False  # stage 2 end to end, no stage-1 input (LLaVA-direct)
 
 
 def _versions() -> dict:
@@ -121,7 +122,7 @@ def _training_arguments(opts: TrainOptions, torch_dtype):
     )
 
 
-def _write_args(opts: TrainOptions, args, n_examples: int) -> None:
+def _write_args(opts: TrainOptions, args, n_examples: int, example_counts: dict | None = None) -> None:
     from .records import atomic_path
 
     info = {
@@ -131,6 +132,7 @@ def _write_args(opts: TrainOptions, args, n_examples: int) -> None:
         "gradient_accumulation_steps": args.gradient_accumulation_steps,
         "effective_batch": args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size,
         "examples": n_examples,
+        "example_counts": example_counts,
         "versions": _versions(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
@@ -162,16 +164,15 @@ def train(opts: TrainOptions, pairs: Iterable, policy: ErrorPolicy | None = None
 
         resume_from = get_last_checkpoint(opts.output_dir)
 
-    example_opts = ExampleOptions(stage=opts.stage, joint=opts.joint, noise=opts.noise, seed=opts.seed,
-                                  top_k=opts.top_k, knowledge=opts.knowledge, objects=opts.objects,
-                                  image_root=opts.image_root)
-    dataset = SpooledExamples.build(pairs, example_opts, policy)
+    # The processor counts each prompt's tokens while the examples are prepared (before the first step).
+    processor = backbones.load_processor(opts.model, padding_side="right")
+    dataset = SpooledExamples.build(pairs, example_options(opts), policy,
+                                    check=LengthCheck(backbone, processor, opts.max_length))
     try:
         if len(dataset) == 0:
             raise VkelError("no training examples (no records, or every record was skipped)")
         if args.process_index == 0:
-            _write_args(opts, args, len(dataset))
-        processor = backbones.load_processor(opts.model, padding_side="right")
+            _write_args(opts, args, len(dataset), dataset.counts.as_dict())
         model = backbones.load_model(backbone, opts.model, opts.dtype, device=None)
         if torch_dtype != model.dtype:
             model = model.to(torch_dtype)

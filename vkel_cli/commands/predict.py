@@ -23,6 +23,9 @@ def predict_cli(
     top_k: Annotated[int, typer.Option("--top-k", min=0, help="Stage 2: objects in the prompt.")] = 5,
     no_knowledge: Annotated[bool, typer.Option("--no-knowledge", help="Stage 2 without visual knowledge.")] = False,
     no_objects: Annotated[bool, typer.Option("--no-objects", help="Stage 2 without detected objects.")] = False,
+    no_stage1: Annotated[bool, typer.Option("--no-stage1", help="Stage 2 end to end, for an adapter trained with "
+                         "`vkel train --no-stage1`: the prompt has the tweet alone (no `stage1`, knowledge or "
+                         "objects needed).")] = False,
     dtype: Annotated[Dtype, typer.Option("--dtype")] = "auto",
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
     engine: Annotated[Literal["local", "openai"], typer.Option("--engine", help="local: transformers here. "
@@ -39,6 +42,9 @@ def predict_cli(
 ):
     """Generate with the stage's prompt and parse the answer: `stage1` = [{text, coarse}] or
     `predictions` = [{text, coarse, fine, box}] (box in pixels), raw text in meta.generation."""
+    if no_stage1 and stage != 2:
+        raise typer.BadParameter("--no-stage1 is stage 2 without stage-1 input: give it with --stage 2",
+                                 param_hint="--no-stage1")
     from ..predict import PredictOptions, predict
     from ._options import run_stage
 
@@ -46,5 +52,5 @@ def predict_cli(
                           max_new_tokens=max_new_tokens, top_k=top_k, knowledge=not no_knowledge,
                           objects=not no_objects, dtype=dtype, device=device, image_root=image_root, engine=engine,
                           base_url=base_url, served_model=served_model, api_key_env=api_key_env,
-                          concurrency=concurrency)
+                          concurrency=concurrency, no_stage1=no_stage1)
     run_stage(inputs, output, on_error, lambda pairs, policy: predict(opts, pairs, policy))

@@ -14,8 +14,9 @@ def train_cli(
     stage: Annotated[int, typer.Option("--stage", min=1, max=2, help="1: entities and coarse types. 2: fine "
                                        "types and boxes (input: stage-1 entities, knowledge, objects).")] = 1,
     model: Annotated[str, typer.Option("--model", help="Base model: hub id or local dir.")] = "llava-hf/llava-1.5-7b-hf",
-    output_dir: Annotated[str, typer.Option("--output-dir", help="The run directory (adapter, processor, "
-                                            "train_args.json, metrics.jsonl, checkpoints).")] = ...,
+    output_dir: Annotated[Optional[str], typer.Option("--output-dir", help="The run directory (adapter, processor, "
+                          "train_args.json, metrics.jsonl, checkpoints); required but with --dry-run.",
+                          show_default=False)] = None,
     backbone: Annotated[str, typer.Option("--backbone", help="llava, qwen2.5-vl, or auto (from the model's "
                                           "config).")] = "auto",
     epochs: Annotated[float, typer.Option("--epochs", min=0.0)] = 10.0,
@@ -37,6 +38,11 @@ def train_cli(
                                          "stage-1 input is perturbed (an entity dropped or retyped).")] = 0.1,
     top_k: Annotated[int, typer.Option("--top-k", min=0, help="Stage 2: objects in the prompt.")] = 5,
     joint: Annotated[bool, typer.Option("--joint", help="One adapter on both stages' sequences.")] = False,
+    no_stage1: Annotated[bool, typer.Option("--no-stage1", help="Stage 2 end to end: tweet + image -> the final "
+                         "triples, no stage-1 entities, knowledge or objects in the prompt (LLaVA-direct).")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Write the examples the run would train on "
+                       "({id, stage, prompt, target} per line) on stdout and stop; the model is not read and "
+                       "the output directory not created.")] = False,
     no_knowledge: Annotated[bool, typer.Option("--no-knowledge", help="Stage 2 without visual knowledge.")] = False,
     no_objects: Annotated[bool, typer.Option("--no-objects", help="Stage 2 without detected objects.")] = False,
     seed: Annotated[int, typer.Option("--seed")] = 0,
@@ -62,6 +68,11 @@ def train_cli(
     from ..records import read_records
     from ..train import TrainOptions, train
 
+    if output_dir is None and not dry_run:
+        raise typer.BadParameter("--output-dir is required (but with --dry-run)", param_hint="--output-dir")
+    if no_stage1 and stage != 2 and not joint:
+        raise typer.BadParameter("--no-stage1 trains stage 2 without stage-1 input: give it with --stage 2",
+                                 param_hint="--no-stage1")
     if resume and overwrite:
         raise VkelError("--resume and --overwrite exclude each other")
     import os
@@ -76,8 +87,16 @@ def train_cli(
         noise=noise, top_k=top_k, joint=joint, knowledge=not no_knowledge, objects=not no_objects, seed=seed,
         save_steps=save_steps, logging_steps=logging_steps, resume=resume, overwrite=overwrite, dtype=dtype,
         device=device, gradient_checkpointing=gradient_checkpointing, num_workers=num_workers,
-        image_root=image_root,
+        image_root=image_root, no_stage1=no_stage1,
     )
     policy = ErrorPolicy(on_error)
+    if dry_run:
+        from ..records import open_output
+        from ..train_data import dry_run as write_examples, example_options
+
+        with open_output("-") as writer:
+            write_examples(read_records(inputs or ["-"], policy), example_options(opts), policy, writer)
+        policy.finish()
+        return
     train(opts, read_records(inputs or ["-"], policy), policy)
     policy.finish()
