@@ -41,8 +41,8 @@ SAMPLE_DATA = ("FMNERG_DIR=examples/sample", "XML_DIR=examples/sample/xml", "IMA
 PLANS = {
     "table-iv": ["vkel data import fmnerg", "vkel data import figer", "vkel augment", "vkel detect",
                  "vkel knowledge", "vkel vote", "vkel train --stage 1", "vkel train --stage 2",
-                 "vkel predict --stage 1", "vkel predict --stage 2", "vkel score", "--no-knowledge --no-objects",
-                 "runs/stage1-nosyn", "metrics_table.py", "LLaVA-direct=", "LLaVA-augment=", "VKEL="],
+                 "vkel predict --stage 1", "vkel predict --stage 2", "vkel score", "--no-stage1",
+                 "runs/llava-direct", "runs/llava-augment", "metrics_table.py", "LLaVA-direct=", "LLaVA-augment=", "VKEL="],
     "table-vi": ["--joint", "--output-dir runs/stage2-noknow", "--output-dir runs/stage2-noobj",
                  "out/stage1-nosyn/test.vk.jsonl", "w/o-synthetic-data=", "w/-joint-training="],
     "table-ix": ["--iou 0.1,0.3,0.5,0.7,0.9,1.0", "metrics_table.py --by-iou"],
