@@ -22,17 +22,29 @@ def _write(records, output: str) -> None:
         writer.write_all(records)
 
 
+def _import_benchmark(which: str, txt: str, xml_dir, image_root, output: str, on_error: str) -> None:
+    from ..data.benchmark import BenchmarkCounts, import_fmnerg, import_gmner
+    from ..errors import ErrorPolicy
+    from ..progress import log
+
+    policy = ErrorPolicy(on_error)
+    counts = BenchmarkCounts()
+    reader = import_fmnerg if which == "fmnerg" else import_gmner
+    _write(reader(txt, xml_dir, image_root, policy=policy, counts=counts), output)
+    log(counts.summary(which, xml_dir))
+    policy.finish()
+
+
 @import_app.command("fmnerg")
 def fmnerg_cli(
     txt: Annotated[str, typer.Argument(help="Fine-grained CoNLL file (token, coarse BIO, fine BIO); '-' for stdin.")],
     xml_dir: XmlDir = None,
     image_root: ImageRoot = None,
     output: Output = "-",
+    on_error: OnError = "fail",
 ):
     """FMNERG benchmark: fine-grained CoNLL + XML boxes -> records with entities and pixel boxes."""
-    from ..data.benchmark import import_fmnerg
-
-    _write(import_fmnerg(txt, xml_dir, image_root), output)
+    _import_benchmark("fmnerg", txt, xml_dir, image_root, output, on_error)
 
 
 @import_app.command("gmner")
@@ -41,11 +53,10 @@ def gmner_cli(
     xml_dir: XmlDir = None,
     image_root: ImageRoot = None,
     output: Output = "-",
+    on_error: OnError = "fail",
 ):
     """Twitter-GMNER: coarse CoNLL + XML boxes -> records (fine types null)."""
-    from ..data.benchmark import import_gmner
-
-    _write(import_gmner(txt, xml_dir, image_root), output)
+    _import_benchmark("gmner", txt, xml_dir, image_root, output, on_error)
 
 
 @import_app.command("vkel-output")
@@ -57,15 +68,23 @@ def vkel_output_cli(
     ] = "auto",
     image_root: ImageRoot = None,
     output: Output = "-",
+    on_error: OnError = "fail",
 ):
     """LLaVA generations -> gold records carrying `stage1` or `predictions` (parse notes in meta)."""
     from ..data.vkel_output import import_outputs
+    from ..errors import ErrorPolicy
 
-    _write(import_outputs(file, gold, stage, image_root), output)
+    policy = ErrorPolicy(on_error)
+    _write(import_outputs(file, gold, stage, image_root, policy=policy), output)
+    policy.finish()
 
 
 from .data_figer import figer_cli  # noqa: E402  (FIGER importer, written by the augment stage)
+from .data_peers import e2e_gmner_cli, riveg_cli  # noqa: E402  (other systems' prediction files)
+
 import_app.command("figer")(figer_cli)
+import_app.command("e2e-gmner")(e2e_gmner_cli)
+import_app.command("riveg")(riveg_cli)
 
 
 @app.command("stats")

@@ -7,25 +7,30 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from ..errors import VkelError
-from ..records import iter_lines, source_name
+from .text import decode_line, text_lines
 
 
 @dataclass
 class Tweet:
-    imgid: str
+    imgid: str | None  # None for token lines before the first IMGID line
     rows: list[list[str]]
-    line: int  # where the IMGID line stands
+    line: int  # where the IMGID line (or the first orphan token line) stands
+    error: VkelError | None = None  # the first malformed line of this tweet, if any
 
 
 def read_tweets(path: str, columns: int) -> Iterator[Tweet]:
-    """Stream tweets; a token line with the wrong column count is an error naming file:line."""
-    name = source_name(path)
+    """Stream tweets, malformed ones included: a tweet with a bad line (wrong column count, not UTF-8)
+    carries that error, so the caller decides (fail or skip) and later tweets keep their place."""
     current: Tweet | None = None
-    for lineno, raw in iter_lines(path):
+    for lineno, raw, name in text_lines(path):
+        where = f"{name}:{lineno}"
         try:
-            line = raw.decode("utf-8").rstrip("\r\n")
-        except UnicodeDecodeError as err:
-            raise VkelError(f"not UTF-8: {err}", f"{name}:{lineno}") from None
+            line = decode_line(raw, lineno, name)
+        except VkelError as err:
+            if current is None:
+                current = Tweet(None, [], lineno)
+            current.error = current.error or err
+            continue
         if line.startswith("IMGID:"):
             if current is not None:
                 yield current
@@ -34,12 +39,13 @@ def read_tweets(path: str, columns: int) -> Iterator[Tweet]:
         if not line.strip():
             continue
         if current is None:
-            raise VkelError("token line before the first IMGID: line", f"{name}:{lineno}")
+            current = Tweet(None, [], lineno, VkelError("token line before the first IMGID: line", where))
+            continue
         fields = line.split("\t")
         if len(fields) != columns:
-            raise VkelError(
-                f"expected {columns} tab-separated columns, found {len(fields)}: {line[:80]!r}", f"{name}:{lineno}"
-            )
+            current.error = current.error or VkelError(
+                f"expected {columns} tab-separated columns, found {len(fields)}: {line[:80]!r}", where)
+            continue
         current.rows.append(fields)
     if current is not None:
         yield current

@@ -3,12 +3,13 @@ in order) -> the gold records with `stage1` or `predictions` parsed by the one s
 
 from __future__ import annotations
 
-from itertools import zip_longest
 from typing import Iterator
 
 from .. import images, sequences
-from ..errors import VkelError
-from ..records import Record, iter_nonblank, load_object, read_records, source_name
+from ..errors import ErrorPolicy, VkelError
+from ..records import Record, iter_nonblank, load_object
+from .join import Item, join_by_order
+from .text import strip_bom
 
 
 def detect_stage(text: str) -> int:
@@ -16,25 +17,24 @@ def detect_stage(text: str) -> int:
     return 2 if (" and a" in lowered and "bounding box" in lowered) else 1
 
 
-def _outputs(path: str) -> Iterator[tuple[str, str]]:
+def _outputs(path: str) -> Iterator[Item]:
     for where, line in iter_nonblank(path):
-        item = load_object(line, where)
-        if not isinstance(item.get("output"), str):
-            raise VkelError("expected an object with a string `output`", str(where))
-        yield item["output"], str(where)
+        try:
+            item = load_object(strip_bom(line, where.line), where)
+            if not isinstance(item.get("output"), str):
+                raise VkelError("expected an object with a string `output`", str(where))
+            yield item["output"], str(where)
+        except VkelError as err:
+            yield err, str(where)
 
 
-def import_outputs(path: str, gold: str, stage: str = "auto", image_root: str | None = None) -> Iterator[Record]:
-    for pair in zip_longest(_outputs(path), read_records([gold])):
-        output, record = pair
-        if record is None:
-            raise VkelError(f"more generations than gold records in {source_name(gold)}", output[1])
-        if output is None:
-            raise VkelError(f"fewer generations in {source_name(path)} than gold records", str(record[1]))
-        (text, _), (record, _) = output, record
+def import_outputs(path: str, gold: str, stage: str = "auto", image_root: str | None = None,
+                   policy: ErrorPolicy | None = None) -> Iterator[Record]:
+    def attach(record: Record, text: str, where: str) -> None:
         chosen = detect_stage(text) if stage == "auto" else int(stage)
         if chosen == 1:
             sequences.attach_stage1(record, text)
         else:
             sequences.attach_stage2(record, text, images.size_of(record, image_root))
-        yield record
+
+    return join_by_order(_outputs(path), path, gold, policy or ErrorPolicy("fail"), "generations", attach)
