@@ -13,6 +13,12 @@ from vkel_cli.retrieval import build_query, get_retriever
 from vkel_cli.retrieval.download import CandidateError, ImageStore
 
 
+@pytest.fixture(autouse=True)
+def _loopback_allowed(monkeypatch):
+    # The test servers live on 127.0.0.1, which URLs vkel picks may not reach without opting in.
+    monkeypatch.setenv("VKEL_ALLOW_PRIVATE_URLS", "1")
+
+
 @pytest.fixture
 def server():
     with ImageServer() as srv:

@@ -2,24 +2,58 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import sys
+import threading
 from dataclasses import dataclass
+from urllib.parse import quote, quote_plus
 
-# Values (API keys) that must never reach output, logs or tracebacks. Backends register the
-# secrets they read; every message vkel prints passes through redact().
+# Values (API keys) that must never reach output, logs, records, caches or tracebacks. Backends
+# register the secrets they read; every message vkel prints, and every answer text it keeps, passes
+# through redact().
 _SECRETS: set[str] = set()
+_ORDERED: list[str] = []  # longest first, so a form that contains another is replaced whole
+_LOCK = threading.Lock()
+MIN_SECRET = 4
+
+
+def _forms(value: str) -> set[str]:
+    """The value as it may travel or come back: raw, percent-encoded (a query parameter),
+    JSON-escaped, and base64 of the value and of its Authorization header."""
+    forms = {value, quote(value, safe=""), quote_plus(value), json.dumps(value)[1:-1]}
+    for blob in (value, f"Bearer {value}"):
+        raw = blob.encode("utf-8")
+        forms.add(base64.b64encode(raw).decode().rstrip("="))
+        forms.add(base64.urlsafe_b64encode(raw).decode().rstrip("="))
+    return {form for form in forms if len(form) >= MIN_SECRET}
 
 
 def register_secret(value: str | None) -> None:
-    if value and len(value) >= 4:
-        _SECRETS.add(value)
+    """Register a secret (and its encoded forms) for redaction. Call it wherever a key is read."""
+    if not value or len(value) < MIN_SECRET:
+        return
+    with _LOCK:
+        _SECRETS.update(_forms(value))
+        _ORDERED[:] = sorted(_SECRETS, key=len, reverse=True)
 
 
 def redact(text: str) -> str:
-    for secret in _SECRETS:
+    """`text` with every registered secret replaced by ***. Redact whole texts, then cut: a key
+    that straddles a cut would otherwise leave its prefix behind."""
+    for secret in _ORDERED:
         if secret in text:
             text = text.replace(secret, "***")
     return text
+
+
+def redact_excerpt(text: str, limit: int) -> str:
+    """The first `limit` characters of `text`, redacted before the cut."""
+    return redact(text)[:limit]
+
+
+def contains_secret(text: str) -> bool:
+    return any(secret in text for secret in _ORDERED)
 
 
 class VkelError(Exception):

@@ -21,8 +21,8 @@ Messages = list[dict]
 @dataclass
 class Completion:
     text: str
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
+    prompt_tokens: int | None = 0  # None: the server reported no (or a malformed) usage
+    completion_tokens: int | None = 0
     cached: bool = False
 
 

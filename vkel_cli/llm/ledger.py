@@ -16,14 +16,17 @@ class Usage:
     failed: int = 0  # requests that failed after every retry
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    usage_unknown: int = 0  # answers whose server reported no usable token counts (not counted above)
 
     def add(self, completion: Completion) -> None:
         if completion.cached:
             self.cached += 1
         else:
             self.calls += 1
-        self.prompt_tokens += completion.prompt_tokens
-        self.completion_tokens += completion.completion_tokens
+        if completion.prompt_tokens is None or completion.completion_tokens is None:
+            self.usage_unknown += 1
+        self.prompt_tokens += completion.prompt_tokens or 0
+        self.completion_tokens += completion.completion_tokens or 0
 
     def as_dict(self) -> dict:
         return {k: v for k, v in asdict(self).items() if v or k in ("calls", "prompt_tokens", "completion_tokens")}
@@ -67,21 +70,21 @@ class Ledger:
         from ..progress import stderr_console
 
         table = Table(title=title, title_justify="left")
-        for column in ("LLM", "calls", "cached", "failed", "prompt tok", "completion tok", "tok/answer"):
+        for column in ("LLM", "calls", "cached", "failed", "prompt tok", "completion tok", "tok/answer", "usage?"):
             table.add_column(column, justify="left" if column == "LLM" else "right")
         with self._lock:
             rows = list(self.usage.items())
         if len(rows) > 1:
             total = Usage()
             for _, u in rows:
-                for key in ("calls", "cached", "failed", "prompt_tokens", "completion_tokens"):
+                for key in ("calls", "cached", "failed", "prompt_tokens", "completion_tokens", "usage_unknown"):
                     setattr(total, key, getattr(total, key) + getattr(u, key))
             rows.append(("total", total))
         for name, u in rows:
-            answers = u.calls + u.cached
-            per = f"{(u.prompt_tokens + u.completion_tokens) / answers:.0f}" if answers else "-"
+            answers = u.calls + u.cached - u.usage_unknown  # those whose tokens are known
+            per = f"{(u.prompt_tokens + u.completion_tokens) / answers:.0f}" if answers > 0 else "-"
             table.add_row(name, str(u.calls), str(u.cached), str(u.failed), str(u.prompt_tokens),
-                          str(u.completion_tokens), per)
+                          str(u.completion_tokens), per, str(u.usage_unknown) if u.usage_unknown else "-")
         stderr_console().print(table)
 
 

@@ -2,15 +2,17 @@
 llama.cpp's server, Together, Groq... One pooled requests.Session per thread (vkel_cli.http).
 
 The API key is read from the environment variable named in the config, registered as a secret
-(so every message vkel prints has it redacted) and sent only in the Authorization header.
+(so every message vkel prints has it redacted) and sent only in the Authorization header. A server
+that echoes it back (in an answer or an error) gets it redacted before the text goes anywhere: the
+record, its meta, the cache. Answers larger than `max_answer_bytes` (default 8 MB) are refused.
 """
 
 from __future__ import annotations
 
 import os
 
-from ..errors import VkelError, register_secret, redact
-from ..http import HTTPFailure, InvalidResponse, RetryPolicy, request
+from ..errors import VkelError, redact, redact_excerpt, register_secret
+from ..http import DEFAULT_MAX_BYTES, HTTPFailure, InvalidResponse, RetryPolicy, request
 from .base import Completion, Endpoint, EndpointSpec, Messages, register_backend
 
 
@@ -19,7 +21,7 @@ def parse_chat_response(response) -> Completion:
     try:
         body = response.json()
     except ValueError as err:  # truncated or not JSON at all
-        raise InvalidResponse(f"body is not JSON ({err}); starts {response.text[:80]!r}") from None
+        raise InvalidResponse(f"body is not JSON ({err}); starts {redact_excerpt(response.text, 80)!r}") from None
     try:
         message = body["choices"][0]["message"]
         text = message.get("content")
@@ -29,15 +31,24 @@ def parse_chat_response(response) -> Completion:
             raise TypeError("message.content is not a string")
     except (KeyError, IndexError, TypeError, AttributeError) as err:
         raise InvalidResponse(f"not a chat completion ({type(err).__name__}: {err}); "
-                              f"starts {response.text[:80]!r}") from None
-    usage = body.get("usage") if isinstance(body.get("usage"), dict) else {}
-    return Completion(text, int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
+                              f"starts {redact_excerpt(response.text, 80)!r}") from None
+    usage = body.get("usage") if isinstance(body, dict) else None
+    return Completion(redact(text), _tokens(usage, "prompt_tokens"), _tokens(usage, "completion_tokens"))
+
+
+def _tokens(usage, key: str) -> int | None:
+    """A token count from the usage block; None (unknown) when it is missing or malformed: the answer
+    itself is still good."""
+    value = usage.get(key) if isinstance(usage, dict) else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or value != int(value):
+        return None
+    return int(value)
 
 
 class OpenAIEndpoint(Endpoint):
     def __init__(self, name: str, base_url: str, model: str, api_key_env: str | None = None,
                  max_concurrency: int = 4, params: dict | None = None, timeout: float = 60.0, retries: int = 4,
-                 backoff: float = 0.5):
+                 backoff: float = 0.5, max_answer_bytes: int = DEFAULT_MAX_BYTES):
         if not base_url or not base_url.startswith(("http://", "https://")):
             raise VkelError(f"LLM {name!r}: base_url must be an http(s) URL, not {base_url!r}")
         if not model:
@@ -47,7 +58,8 @@ class OpenAIEndpoint(Endpoint):
         self.url = self.base_url if self.base_url.endswith("/chat/completions") else self.base_url + "/chat/completions"
         self.max_concurrency = max(1, int(max_concurrency))
         self.params = dict(params or {})
-        self.timeout = float(timeout)
+        self.timeout = float(timeout)  # the total deadline of one attempt
+        self.max_answer_bytes = int(max_answer_bytes)
         self.policy = RetryPolicy(retries=int(retries), backoff=backoff)
         self._headers = {"Content-Type": "application/json"}
         if api_key_env:
@@ -70,12 +82,13 @@ class OpenAIEndpoint(Endpoint):
 
         try:
             response = request("POST", self.url, policy=self.policy, timeout=self.timeout, check=check,
-                               json=payload, headers=self._headers)
+                               max_bytes=self.max_answer_bytes, json=payload, headers=self._headers)
         except HTTPFailure as err:
-            raise HTTPFailure(f"LLM {self.name!r}: {err.message}", err.status) from None
+            raise HTTPFailure(f"LLM {self.name!r}: {err.message}", err.status, reason=err.reason,
+                              permanent=err.permanent) from None
         if response.status_code >= 300 or not result:
             raise VkelError(f"LLM {self.name!r}: POST {self.url}: HTTP {response.status_code}: "
-                            f"{redact(response.text[:300])}")
+                            f"{redact_excerpt(response.text, 300)}")
         return result[-1]
 
 

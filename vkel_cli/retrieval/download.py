@@ -1,7 +1,8 @@
 """Fetching and verifying candidate images, stored content-addressed under --image-dir.
 
-A URL is fetched over http(s) only (redirects followed by hand, each hop checked), with a size cap,
-a content-type check, timeouts and retries with backoff (vkel_cli.http), then fully decoded by PIL
+A URL is fetched through the fetch layer (vkel_cli.http.fetch: http(s) only, redirects followed by
+hand with each hop's address checked against the private-address policy, a size cap, a total deadline,
+retries with backoff), its content type checked, then fully decoded by PIL
 with a pixel cap (decompression-bomb guard; `decode.decode_image`). Good bytes land in
 `<dir>/<sha256[:2]>/<sha256>.<ext>`;
 `<dir>/.urls/` remembers what each URL gave (a file, or a permanent failure such as a 404), so a
@@ -20,7 +21,6 @@ import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable
-from urllib.parse import urljoin
 
 import orjson
 
@@ -32,13 +32,6 @@ from .decode import CandidateError, Decoded, decode_image
 __all__ = ["CandidateError", "Fetched", "FetchStats", "ImageStore", "StoredImage"]
 # Servers often send images as octet-stream; anything else (text/html, json) is not an image.
 ACCEPTED_TYPES = ("image/", "application/octet-stream", "binary/octet-stream")
-MAX_REDIRECTS = 5
-
-
-def http_errors():
-    import requests
-
-    return requests.RequestException
 
 
 @dataclass
@@ -164,47 +157,22 @@ class ImageStore:
             handle.write(orjson.dumps(note))
 
     def _download(self, url: str) -> bytes:
-        import requests
-
-        for _ in range(MAX_REDIRECTS + 1):
-            if not url.startswith(("http://", "https://")):
-                raise CandidateError("bad_scheme", f"refusing non-http(s) URL {url[:200]}")
-            try:
-                response = http.request("GET", url, policy=self.policy, timeout=self.timeout, stream=True,
-                                        allow_redirects=False)
-            except http.HTTPFailure as err:
-                raise CandidateError("network", err.message, permanent=False) from None
-            except (requests.RequestException, ValueError) as err:  # InvalidURL and friends: a bad URL
-                raise CandidateError("bad_url", f"{url[:200]}: {type(err).__name__}") from None
-            with response:
-                if response.is_redirect:
-                    url = urljoin(url, response.headers.get("Location", ""))
-                    continue
-                return self._read_body(response, url)
-        raise CandidateError("redirects", f"more than {MAX_REDIRECTS} redirects from {url[:200]}")
-
-    def _read_body(self, response, url: str) -> bytes:
-        status = response.status_code
-        if status >= 400:
+        """The bytes at `url` through the fetch layer (redirects by hand, each hop http(s) and
+        address-checked, the size cap, the total deadline), or CandidateError with the reason."""
+        try:
+            reply = http.fetch(url, max_bytes=self.max_bytes, timeout=self.timeout, policy=self.policy)
+        except http.HTTPFailure as err:
+            # A refused address is not remembered: a re-run with --allow-private-urls must try it.
+            blocked = err.reason == "blocked_address"
+            reason = err.reason if err.permanent else "network"
+            raise CandidateError(reason, f"{url[:200]}: {err.message}", permanent=err.permanent and not blocked) from None
+        status = reply.status_code
+        if status >= 300:
             raise CandidateError(f"http_{status}", url[:200], permanent=status not in http.RETRY_STATUS)
-        ctype = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        ctype = reply.headers.get("Content-Type", "").split(";")[0].strip().lower()
         if ctype and not ctype.startswith(ACCEPTED_TYPES):
             raise CandidateError("not_image", f"{url[:200]} is {ctype}")
-        declared = response.headers.get("Content-Length", "")
-        if declared.isdigit() and int(declared) > self.max_bytes:
-            raise CandidateError("too_large", f"{url[:200]}: {declared} bytes > {self.max_bytes}")
-        chunks, total = [], 0
-        try:
-            for chunk in response.iter_content(65536):
-                total += len(chunk)
-                if total > self.max_bytes:
-                    raise CandidateError("too_large", f"{url[:200]}: more than {self.max_bytes} bytes")
-                chunks.append(chunk)
-        except CandidateError:
-            raise
-        except (OSError, ValueError, http_errors()) as err:  # the connection dropped mid-body
-            raise CandidateError("network", f"{url[:200]}: {type(err).__name__}", permanent=False) from None
-        return b"".join(chunks)
+        return reply.content
 
     # -- local files --------------------------------------------------------------------------------
     def _read_local(self, path: str) -> Fetched:

@@ -12,7 +12,7 @@ import os
 import orjson
 
 from .. import http
-from ..errors import VkelError, register_secret
+from ..errors import VkelError, contains_secret, redact_excerpt, register_secret
 from ..paths import cache_path
 from ..records import Record, atomic_path
 from . import Retriever, register
@@ -49,7 +49,9 @@ class GoogleImages(Retriever):
             raise VkelError(f"image search failed: HTTP {response.status_code}: {_api_message(response)}")
         try:
             items = response.json().get("items") or []
-            links = [item["link"] for item in items if isinstance(item, dict) and isinstance(item.get("link"), str)]
+            # A link that carries the key (a server echoing the request) is dropped, not stored or fetched.
+            links = [item["link"] for item in items if isinstance(item, dict) and isinstance(item.get("link"), str)
+                     and not contains_secret(item["link"])]
         except (ValueError, AttributeError) as err:
             raise VkelError(f"image search returned something that is not its JSON: {err}") from None
         if cache is not None:
@@ -60,9 +62,9 @@ class GoogleImages(Retriever):
 
 def _api_message(response) -> str:
     try:
-        return str(response.json()["error"]["message"])[:300]
+        return redact_excerpt(str(response.json()["error"]["message"]), 300)
     except (ValueError, KeyError, TypeError):
-        return response.text[:300]
+        return redact_excerpt(response.text, 300)
 
 
 @register("google")
