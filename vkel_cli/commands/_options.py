@@ -23,6 +23,18 @@ OnError = Annotated[
 ImageRoot = Annotated[
     Optional[str], typer.Option("--image-root", help="Directory that relative `image` paths are resolved against.")
 ]
+AllowPrivateUrls = Annotated[bool, typer.Option(
+    "--allow-private-urls", envvar="VKEL_ALLOW_PRIVATE_URLS",
+    help="Let URLs vkel fetches on its own (record `image` URLs, retrieved candidates, their redirects) reach "
+         "loopback, private, link-local and other non-public addresses, refused by default.")]
+
+
+def allow_private(flag: bool) -> None:
+    """Apply --allow-private-urls to this process: the fetch layer checks it on every connection."""
+    if flag:
+        from ..net import allow_private_urls
+
+        allow_private_urls()
 
 
 def run_stage(inputs: Iterable[str] | None, output: str, on_error: str,

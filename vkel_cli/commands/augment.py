@@ -5,7 +5,7 @@ from typing import Annotated, Literal, Optional
 
 import typer
 
-from ._options import Inputs, OnError, Output
+from ._options import AllowPrivateUrls, Inputs, OnError, Output, allow_private
 
 
 def augment_cli(
@@ -50,10 +50,12 @@ def augment_cli(
     retries: Annotated[int, typer.Option("--retries", min=0, help="Retries of a transient HTTP failure.")] = 2,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:1, ...")] = "auto",
     output: Output = "-",
+    allow_private_urls: AllowPrivateUrls = False,
     on_error: OnError = "fail",
 ):
     """Pair each sentence with its best retrieved image (CLIP cosine >= --threshold); records that find none
     are dropped and counted on stderr. Mix with the originals with `cat`."""
+    allow_private(allow_private_urls)
     from ..augment import AugmentStats, augment, sample_size
     from ..clip import OpenClipScorer
     from ..paths import cache_dir

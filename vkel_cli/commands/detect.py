@@ -4,7 +4,7 @@ from typing import Annotated, Literal, Optional
 
 import typer
 
-from ._options import ImageRoot, Inputs, OnError, Output
+from ._options import AllowPrivateUrls, ImageRoot, Inputs, OnError, Output, allow_private
 
 
 def detect_cli(
@@ -31,9 +31,11 @@ def detect_cli(
                                        "bfloat16.")] = "auto",
     image_root: ImageRoot = None,
     output: Output = "-",
+    allow_private_urls: AllowPrivateUrls = False,
     on_error: OnError = "fail",
 ):
     """Detect objects in each record's image and add `objects`: [{label, score, box}] (box in pixels)."""
+    allow_private(allow_private_urls)
     from ..detect.base import DetectorOptions, create
     from ..detect.run import DetectSettings, detect_records
     from ._options import run_stage

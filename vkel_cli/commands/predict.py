@@ -4,7 +4,7 @@ from typing import Annotated, Literal, Optional
 
 import typer
 
-from ._options import ImageRoot, Inputs, OnError, Output
+from ._options import AllowPrivateUrls, ImageRoot, Inputs, OnError, Output, allow_private
 
 Dtype = Literal["auto", "bf16", "fp16", "fp32"]
 
@@ -38,10 +38,12 @@ def predict_cli(
     concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="openai: requests in flight.")] = 8,
     image_root: ImageRoot = None,
     output: Output = "-",
+    allow_private_urls: AllowPrivateUrls = False,
     on_error: OnError = "fail",
 ):
     """Generate with the stage's prompt and parse the answer: `stage1` = [{text, coarse}] or
     `predictions` = [{text, coarse, fine, box}] (box in pixels), raw text in meta.generation."""
+    allow_private(allow_private_urls)
     if no_stage1 and stage != 2:
         raise typer.BadParameter("--no-stage1 is stage 2 without stage-1 input: give it with --stage 2",
                                  param_hint="--no-stage1")

@@ -4,7 +4,7 @@ from typing import Annotated, Literal, Optional
 
 import typer
 
-from ._options import ImageRoot, Inputs, OnError
+from ._options import AllowPrivateUrls, ImageRoot, Inputs, OnError, allow_private
 
 Dtype = Literal["auto", "bf16", "fp16", "fp32"]
 
@@ -58,12 +58,14 @@ def train_cli(
     gradient_checkpointing: Annotated[bool, typer.Option("--gradient-checkpointing")] = False,
     num_workers: Annotated[int, typer.Option("--num-workers", min=0, help="DataLoader worker processes.")] = 0,
     image_root: ImageRoot = None,
+    allow_private_urls: AllowPrivateUrls = False,
     on_error: OnError = "fail",
 ):
     """Train a LoRA adapter for stage 1 or 2 on gold records (with `entities`); write a run directory.
 
     Under `torchrun --nproc-per-node N -m vkel_cli train ...` give the records as files (every process
     reads them)."""
+    allow_private(allow_private_urls)
     from ..errors import ErrorPolicy, VkelError
     from ..records import read_records
     from ..train import TrainOptions, train
