@@ -36,8 +36,16 @@ def root(
     version: Annotated[
         Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = None,
+    verbose: Annotated[bool, typer.Option(
+        "--verbose", "-v", help="Progress and libraries' warnings on stderr even when it is not a terminal "
+        "(also VKEL_VERBOSE=1).")] = False,
 ):
     """Fine-grained multimodal NER and grounding with VKEL."""
+    from .progress import quiet_libraries
+
+    if verbose:
+        os.environ["VKEL_VERBOSE"] = "1"
+    quiet_libraries()
 
 
 _registered: set[str] = set()
@@ -67,22 +75,34 @@ def _requested_command(args: list[str]) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: exit 0 ok, 1 data/runtime error, 2 usage error."""
+    """Console entry point: exit 0 ok, 1 data/runtime error, 2 usage error, 130 interrupted (SIGINT),
+    143 terminated (SIGTERM); a reader that goes away (`vkel ... | head`) ends it quietly with 0."""
     from .errors import VkelError, redact
+    from .unix import Interrupted, ReaderGone, force_exit, guard_stdout, install_signal_handlers, silence_stdout
 
     args = sys.argv[1:] if argv is None else argv
     command = _requested_command(args)
     register([command] if command else None)
+    install_signal_handlers()
+    original_stdout = guard_stdout()
     try:
-        app(args=args, prog_name="vkel")
+        try:
+            app(args=args, prog_name="vkel")
+        finally:
+            sys.stdout.flush()  # inside the guard: a full disk or a gone reader is reported here
+    except Interrupted as interrupted:
+        force_exit(interrupted)  # does not wait for in-flight calls in other threads
+    except ReaderGone:
+        # The reader went away (`vkel ... | head`): nothing went wrong. Exit at once: worker threads may
+        # still be waiting on calls whose results nobody will read.
+        silence_stdout()
+        sys.stderr.flush()
+        os._exit(0)
     except VkelError as err:
+        if err.where == "<stdout>":
+            silence_stdout()  # keep the interpreter's last flush from failing again
         print(f"vkel: error {err}" if err.where else f"vkel: error: {err}", file=sys.stderr)
         sys.exit(1)
-    except KeyboardInterrupt:
-        print("vkel: interrupted", file=sys.stderr)
-        sys.exit(130)
-    except BrokenPipeError:
-        _quiet_pipe()
     except Exception as err:  # an unexpected failure: one redacted line, the traceback on request
         if os.environ.get("VKEL_DEBUG"):
             import traceback
@@ -91,11 +111,5 @@ def main(argv: list[str] | None = None) -> None:
         print(f"vkel: internal error: {type(err).__name__}: {redact(str(err))} "
               "(set VKEL_DEBUG=1 for the traceback)", file=sys.stderr)
         sys.exit(1)
-
-
-def _quiet_pipe() -> None:
-    # The reader went away (`vkel ... | head`): stop quietly, and keep Python from complaining
-    # when it flushes stdout at exit.
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    sys.exit(1)
+    finally:
+        sys.stdout = original_stdout

@@ -1,9 +1,19 @@
-"""Progress and messages on stderr; stdout carries records only."""
+"""Progress and messages on stderr; stdout carries records only.
+
+Progress bars and libraries' warnings (Python warnings, transformers/huggingface_hub logging and
+download bars) appear only when stderr is a terminal, or with `vkel --verbose` (VKEL_VERBOSE=1):
+a log file or CI output gets vkel's own messages, not noise. Without a terminal, --verbose gives
+a plain progress line every PLAIN_EVERY seconds instead of a bar.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
+import time
 from contextlib import contextmanager
+
+PLAIN_EVERY = 10.0  # seconds between plain progress lines (--verbose, stderr not a terminal)
 
 
 def stderr_console():
@@ -16,20 +26,65 @@ def log(message: str) -> None:
     print(f"vkel: {message}", file=sys.stderr, flush=True)
 
 
+def verbose() -> bool:
+    return os.environ.get("VKEL_VERBOSE", "") not in ("", "0")
+
+
+def stderr_is_terminal() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
 def progress_enabled() -> bool:
-    return sys.stderr.isatty()
+    return stderr_is_terminal() or verbose()
+
+
+def quiet_libraries() -> None:
+    """Keep libraries' warnings and progress bars off a stderr that is not a terminal (unless
+    --verbose). Set before the libraries are imported (the stages import them lazily); environment
+    variables are inherited by worker processes too."""
+    if progress_enabled():
+        return
+    import logging
+    import warnings
+
+    warnings.simplefilter("ignore")
+    os.environ["PYTHONWARNINGS"] = "ignore"  # worker processes (decoding, DataLoader)
+    for name, value in (("TRANSFORMERS_VERBOSITY", "error"), ("HF_HUB_DISABLE_PROGRESS_BARS", "1"),
+                        ("TQDM_DISABLE", "1"), ("DATASETS_VERBOSITY", "error"), ("TOKENIZERS_PARALLELISM", "false")):
+        os.environ.setdefault(name, value)
+    if logging.lastResort is not None:  # what prints a library's warning when nothing configured logging
+        logging.lastResort.setLevel(logging.ERROR)
+
+
+def _count(task) -> str:
+    # Without a known total the bar shows a count, not `8/None`.
+    return f"{task.completed:g}" if task.total is None else f"{task.completed:g}/{task.total:g}"
 
 
 @contextmanager
 def progress_bar(description: str, total: int | None = None):
-    """Yields `advance(n=1, **fields)`; a rich bar on stderr when it is a terminal, else nothing."""
-    if not progress_enabled():
-        yield lambda n=1, **fields: None
+    """Yields `advance(n=1, **fields)`: a rich bar on a terminal stderr, plain lines with --verbose
+    elsewhere, else nothing."""
+    if not stderr_is_terminal():
+        if not verbose():
+            yield lambda n=1, **fields: None
+            return
+        yield from _plain(description, total)
         return
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.text import Text
 
-    columns = [TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-               TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[status]}")]
+    class CountColumn(ProgressColumn):
+        def render(self, task):
+            return Text(_count(task))
+
+    columns = [TextColumn("[bold]{task.description}"), BarColumn(), CountColumn(), TimeElapsedColumn()]
+    if total is not None:
+        columns.append(TimeRemainingColumn())
+    columns.append(TextColumn("{task.fields[status]}"))
     with Progress(*columns, console=stderr_console(), transient=False) as bar:
         task = bar.add_task(description, total=total, status="")
 
@@ -39,3 +94,21 @@ def progress_bar(description: str, total: int | None = None):
 
         yield advance
 
+
+def _plain(description: str, total: int | None):
+    state = {"done": 0, "last": time.monotonic(), "status": ""}
+
+    def line() -> str:
+        count = f"{state['done']}/{total}" if total is not None else str(state["done"])
+        return f"{description}: {count}" + (f" {state['status']}" if state["status"] else "")
+
+    def advance(n: int = 1, **fields):
+        state["done"] += n
+        if fields:
+            state["status"] = " ".join(f"{k}={v}" for k, v in fields.items())
+        if time.monotonic() - state["last"] >= PLAIN_EVERY:
+            state["last"] = time.monotonic()
+            log(line())
+
+    yield advance
+    log(line())

@@ -20,10 +20,13 @@ from typing import Any, Iterable, Iterator
 import orjson
 
 from .errors import ErrorPolicy, Location, VkelError
+from .schema import UniqueIds, check_record  # noqa: F401  (check_record: part of this module's API)
+from .unix import ReaderGone, forget_temporary, new_file_mode, register_temporary
 
 Record = dict[str, Any]
 
 GZIP_MAGIC = b"\x1f\x8b"
+BOM = b"\xef\xbb\xbf"  # files written on Windows start with one; line endings there are CRLF
 
 
 def source_name(source: str) -> str:
@@ -49,7 +52,7 @@ def iter_lines(source: str) -> Iterator[tuple[int, bytes]]:
         if stream.peek(2)[:2] == GZIP_MAGIC:
             stream = gzip.GzipFile(fileobj=stream)
         for lineno, line in enumerate(stream, 1):
-            yield lineno, line
+            yield lineno, (line[len(BOM):] if lineno == 1 and line.startswith(BOM) else line)
     except (EOFError, gzip.BadGzipFile, zlib.error) as err:
         raise VkelError(f"corrupt or truncated gzip data: {err}", f"{name}:{lineno + 1}") from None
     finally:
@@ -70,10 +73,22 @@ def load_object(line: bytes, where: Location | str) -> dict[str, Any]:
     try:
         value = orjson.loads(line)
     except orjson.JSONDecodeError as err:
-        raise VkelError(f"malformed JSON: {err}", str(where)) from None
+        raise VkelError(f"malformed JSON: {err}{_format_hint(line)}", str(where)) from None
     if not isinstance(value, dict):
         raise VkelError(f"a line must hold a JSON object, got {type(value).__name__}", str(where))
     return value
+
+
+def _format_hint(line: bytes) -> str:
+    """A pointer to the importer when a line looks like a dataset file rather than records."""
+    text = line.strip()
+    if text.startswith(b"<"):
+        return ("; this looks like XML: boxes in Pascal-VOC XML are read by the importer "
+                "(`vkel data import fmnerg TXT --xml-dir DIR`)")
+    if text.startswith(b"IMGID:") or (b"\t" in text and not text.startswith((b"{", b"["))):
+        return ("; this looks like a CoNLL file: turn it into records first "
+                "(`vkel data import fmnerg FILE --xml-dir DIR`, or `vkel data import gmner ...`)")
+    return ""
 
 
 def parse_record(line: bytes, where: Location) -> Record:
@@ -85,52 +100,21 @@ def parse_record(line: bytes, where: Location) -> Record:
 def read_records(
     sources: Iterable[str] = ("-",), policy: ErrorPolicy | None = None
 ) -> Iterator[tuple[Record, Location]]:
-    """Stream (record, location) pairs from every source in turn; blank lines are skipped."""
+    """Stream (record, location) pairs from every source in turn; blank lines are skipped.
+
+    Every record is checked against the schema (vkel_cli/schema.py) and ids must be unique in the
+    stream: a bad record goes to `policy` (fail: stop; skip/ignore: reported, left out)."""
     policy = policy or ErrorPolicy("fail")
+    ids = UniqueIds()
     for source in sources or ["-"]:
         for where, line in iter_nonblank(source):
             try:
-                yield parse_record(line, where), where
+                record = parse_record(line, where)
+                ids.check(record, where)
             except VkelError as err:
                 policy.handle(err)
-
-
-def _is_box(value: Any) -> bool:
-    return (
-        isinstance(value, list)
-        and len(value) == 4
-        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
-    )
-
-
-def check_record(record: Record, where: Location | str | None = None) -> None:
-    """Check the fields of the contract that are present; other fields pass through unchecked."""
-
-    def fail(message: str):
-        raise VkelError(message, str(where) if where else None)
-
-    if not isinstance(record.get("id"), str):
-        fail("record has no string `id`")
-    tokens = record.get("tokens")
-    if tokens is not None and not (isinstance(tokens, list) and all(isinstance(t, str) for t in tokens)):
-        fail("`tokens` must be a list of strings")
-    size = record.get("image_size")
-    if size is not None and not (
-        isinstance(size, list) and len(size) == 2 and all(isinstance(v, (int, float)) for v in size)
-    ):
-        fail("`image_size` must be [width, height] or null")
-    for i, entity in enumerate(record.get("entities") or []):
-        if not isinstance(entity, dict) or not isinstance(entity.get("text"), str):
-            fail(f"entities[{i}] must be an object with a string `text`")
-        boxes = entity.get("boxes", [])
-        if not isinstance(boxes, list) or not all(_is_box(b) for b in boxes):
-            fail(f"entities[{i}].boxes must be a list of [x1, y1, x2, y2]")
-    for i, pred in enumerate(record.get("predictions") or []):
-        if not isinstance(pred, dict) or not isinstance(pred.get("text"), str):
-            fail(f"predictions[{i}] must be an object with a string `text`")
-        box = pred.get("box")
-        if box is not None and not _is_box(box):
-            fail(f"predictions[{i}].box must be [x1, y1, x2, y2] or null")
+                continue
+            yield record, where
 
 
 def dumps(record: Record) -> bytes:
@@ -138,15 +122,22 @@ def dumps(record: Record) -> bytes:
 
 
 class RecordWriter:
-    """Writes records to an open binary stream, one flushed line each."""
+    """Writes records to an open binary stream, one flushed line each. A write that fails (disk full)
+    is a VkelError naming the output; a reader that went away is unix.ReaderGone."""
 
-    def __init__(self, stream):
+    def __init__(self, stream, name: str = "<stdout>"):
         self._stream = stream
+        self.name = name
         self.count = 0
 
     def write(self, record: Record) -> None:
-        self._stream.write(dumps(record))
-        self._stream.flush()
+        try:
+            self._stream.write(dumps(record))
+            self._stream.flush()
+        except BrokenPipeError:
+            raise ReaderGone() from None
+        except OSError as err:
+            raise VkelError(f"cannot write records: {err.strerror or err}", self.name) from None
         self.count += 1
 
     def write_all(self, records: Iterable[Record]) -> int:
@@ -157,11 +148,16 @@ class RecordWriter:
 
 @contextmanager
 def atomic_path(path: str, mode: str = "wb"):
-    """Open a temporary file beside `path`; rename it over `path` only if the block succeeds."""
+    """Open a temporary file beside `path`; rename it over `path` only if the block succeeds.
+
+    The file gets the mode a plain open() would give (the umask's, or the replaced file's), not
+    mkstemp's 0600; the temporary file is registered so that a signal removes it (unix.py)."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    register_temporary(tmp)
     try:
+        os.fchmod(fd, new_file_mode(path))
         with os.fdopen(fd, mode) as handle:
             yield handle
         os.replace(tmp, path)
@@ -169,6 +165,8 @@ def atomic_path(path: str, mode: str = "wb"):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    finally:
+        forget_temporary(tmp)
 
 
 @contextmanager
@@ -180,9 +178,9 @@ def open_output(path: str | None = "-"):
     with atomic_path(path) as handle:
         if path.endswith(".gz"):
             with gzip.GzipFile(fileobj=handle, mode="wb", mtime=0) as gz:
-                yield RecordWriter(gz)
+                yield RecordWriter(gz, path)
         else:
-            yield RecordWriter(handle)
+            yield RecordWriter(handle, path)
 
 
 def batched(items: Iterable, size: int) -> Iterator[list]:

@@ -1,4 +1,7 @@
-"""Metric rows -> a readable rich table (stderr) or a Markdown table (files)."""
+"""Metric rows -> a readable rich table (stderr) or a Markdown table (files).
+
+The JSON rows hold fractions (0.6239); the tables show percentages, as the paper does, and say so in
+their headers (`P %`), so the two never disagree on units."""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ def _pct(value: float) -> str:
     return f"{100 * value:.2f}"
 
 
-COLUMNS = ("task", "IoU", "type", "P", "R", "F1", "tp", "pred", "gold")
+COLUMNS = ("task", "IoU", "type", "P %", "R %", "F1 %", "tp", "pred", "gold")
 
 
 def cells(row: dict[str, Any]) -> list[str]:

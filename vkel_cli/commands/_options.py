@@ -6,9 +6,31 @@ from typing import Annotated, Callable, Iterable, Iterator, Literal, Optional
 
 import typer
 
+def _fed(ctx: typer.Context, value: Optional[list[str]]):
+    """Records come from files or a pipe: with none given and stdin a terminal, say how to feed the
+    command (exit 2) instead of waiting silently for typed JSON."""
+    import sys
+
+    if (not value or "-" in value) and not ctx.resilient_parsing and _stdin_is_terminal(sys.stdin):
+        command = ctx.command_path
+        raise typer.BadParameter(
+            f"{command} reads JSONL records (one per line) from files or stdin, and stdin is a terminal. "
+            f"Give a file (`{command} records.jsonl`) or pipe records in "
+            f"(`vkel data import fmnerg train.txt --xml-dir xml | {command}`).", ctx=ctx, param_hint="INPUTS")
+    return value
+
+
+def _stdin_is_terminal(stream) -> bool:
+    try:
+        return stream is not None and stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
 Inputs = Annotated[
     Optional[list[str]],
-    typer.Argument(help="Record files (JSONL; .gz read transparently). None or '-' reads stdin.", show_default=False),
+    typer.Argument(help="Record files (JSONL; .gz read transparently). None or '-' reads stdin.", show_default=False,
+                   callback=_fed),
 ]
 Output = Annotated[str, typer.Option("--output", "-o", help="Write records here (atomically) instead of stdout.")]
 OnErrorMode = Literal["fail", "skip", "ignore"]
