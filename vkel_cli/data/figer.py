@@ -23,6 +23,7 @@ from typing import Iterator
 from .. import hierarchy
 from ..errors import ErrorPolicy, VkelError
 from ..records import Record, entity_text, iter_lines, iter_nonblank, load_object, source_name
+from .text import decode_line, strip_bom, text_lines
 
 TypeMap = dict[str, "tuple[str, str | None] | None"]
 
@@ -89,6 +90,7 @@ class Sentence:
     mentions: list[tuple[int, int, list[str]]]  # (start, end, FIGER types)
     where: str  # file:line of its first line
     id: str | None = None
+    number: int = 0  # its place in the input, broken sentences included, so ids never shift
 
 
 @dataclass
@@ -125,15 +127,24 @@ def read_conll(path: str, policy: ErrorPolicy) -> Iterator[Sentence]:
     tokens: list[str] = []
     mentions: list[list] = []
     first = 0
+    number = 0
     bad = False  # the current sentence had a malformed line (skip mode drops it whole)
 
     def flush():
+        nonlocal number
+        if tokens or bad:
+            number += 1
         if tokens and not bad:
-            yield Sentence(list(tokens), [(s, e, t) for s, e, t in mentions], f"{name}:{first}")
+            yield Sentence(list(tokens), [(s, e, t) for s, e, t in mentions], f"{name}:{first}", number=number)
 
-    for lineno, raw in iter_lines(path):
+    for lineno, raw, _ in text_lines(path):
         where = f"{name}:{lineno}"
-        line = raw.decode("utf-8", "replace").rstrip("\r\n")
+        try:
+            line = decode_line(raw, lineno, name)
+        except VkelError as err:
+            policy.handle(err)
+            bad = True
+            continue
         if not line.strip():
             yield from flush()
             tokens, mentions, bad = [], [], False
@@ -161,11 +172,14 @@ def read_conll(path: str, policy: ErrorPolicy) -> Iterator[Sentence]:
 
 
 def read_jsonl(path: str, policy: ErrorPolicy) -> Iterator[Sentence]:
-    for where, raw in iter_nonblank(path):
+    for number, (where, raw) in enumerate(iter_nonblank(path), 1):
         try:
-            yield _sentence_from_json(raw, str(where))
+            sentence = _sentence_from_json(strip_bom(raw, where.line), str(where))
         except VkelError as err:
             policy.handle(err)
+            continue
+        sentence.number = number
+        yield sentence
 
 
 def _sentence_from_json(raw: bytes, where: str) -> Sentence:
@@ -194,7 +208,7 @@ def _looks_like_jsonl(path: str) -> bool:
     try:
         for _, raw in lines:
             if raw.strip():
-                return raw.lstrip().startswith(b"{")
+                return strip_bom(raw, 1).lstrip().startswith(b"{")
         return False
     finally:
         lines.close()
@@ -210,11 +224,11 @@ def import_figer(path: str, type_map: TypeMap, *, max_tokens: int = 26, id_prefi
     if path == "-":
         import sys
 
-        jsonl = sys.stdin.buffer.peek(1)[:1] == b"{"
+        jsonl = strip_bom(sys.stdin.buffer.peek(4)[:4], 1)[:1] == b"{"
     else:
         jsonl = _looks_like_jsonl(path)
     sentences = read_jsonl(path, policy) if jsonl else read_conll(path, policy)
-    for number, sentence in enumerate(sentences, 1):
+    for sentence in sentences:
         counts.sentences += 1
         if len(sentence.tokens) > max_tokens:
             counts.too_long += 1
@@ -235,6 +249,6 @@ def import_figer(path: str, type_map: TypeMap, *, max_tokens: int = 26, id_prefi
             continue
         counts.written += 1
         counts.by_coarse.update(e["coarse"] for e in entities)
-        yield {"id": sentence.id or f"{id_prefix}-{number}", "tokens": sentence.tokens, "image": None,
+        yield {"id": sentence.id or f"{id_prefix}-{sentence.number}", "tokens": sentence.tokens, "image": None,
                "image_size": None, "entities": entities,
                "meta": {"source": "figer", "origin": sentence.where}}

@@ -53,12 +53,12 @@ def parse_line(line: str) -> tuple[dict[str, Any] | None, int]:
             if len(numbers) != 4:
                 return None, 0
             boxes.append(numbers)
-    if flag == 0 or (boxes and all(v == 0 for v in boxes[0])):
-        box = None  # RiVEG writes `&[0, 0, 0, 0]` for an entity not in the image
+    if flag == 0 or (flag is None and boxes and not any(boxes[0])):
+        box = None  # RiVEG writes FLAG 0 and `&[0, 0, 0, 0]` for an entity not in the image
     elif boxes and boxes[0][2] > boxes[0][0] and boxes[0][3] > boxes[0][1]:
         box = boxes[0]
     else:
-        return None, 0  # judged in the image, but no usable box
+        return None, 0  # judged in the image, but no usable box (its scorer never counts it grounded)
     prediction = {"text": entity.group(1), "coarse": GMNER_TYPES[entity.group(2).strip().upper()],
                   "fine": None, "box": box}
     return prediction, max(len(boxes) - 1, 0) if box is not None else 0
