@@ -43,8 +43,12 @@ def test_parser_keeps_what_parses_and_reports_the_rest():
     text = ("kevin love is a(an) person and a(an) athlete, whose bounding boxes are (0.1, 0.2, 0.3, 0.4); "
             "blah blah; smith is a(an) person and a(an) athlete, whose bounding boxes are (0.5, 0.5")
     result = sequences.parse_stage2(text)
-    assert [i["text"] for i in result.items] == ["kevin love"]
-    assert result.unparsed == ["blah blah", "smith is a(an) person and a(an) athlete, whose bounding boxes are (0.5, 0.5"]
+    # The clause cut off in its box keeps its entity and types; its box is unusable, not "not in the image".
+    assert result.items == [
+        {"text": "kevin love", "coarse": "person", "fine": "athlete", "boxes": [[0.1, 0.2, 0.3, 0.4]]},
+        {"text": "smith", "coarse": "person", "fine": "athlete", "boxes": [], "box_error": "cut off"}]
+    assert result.unparsed == ["blah blah"]
+    assert result.notes == ["unusable box for 'smith' (cut off): (0.5, 0.5"]
 
 
 @pytest.mark.parametrize("garbage", ["", "   ", "\x00\x01", "is a(an)", ";;;;", "(((", "no entity found",
