@@ -15,11 +15,15 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
 
 from . import images, prompts
+from .device import resolve_device
 from .errors import ErrorPolicy, VkelError
 from .records import batched, meta
 from .sequences import attach_stage1, attach_stage2
 
 ERROR_KEY = "predict"
+# A prompt longer than this is a per-record error before anything is tokenized or allocated: 10x the
+# longest stage-2 prompt of the benchmark (2,231 characters with its target), far beyond --max-length 2048.
+MAX_PROMPT_CHARS = 32_000
 
 
 @dataclass
@@ -36,6 +40,10 @@ class PredictOptions:
     no_stage1: bool = False  # stage 2 without stage-1 input, as `vkel train --no-stage1` trained it
     dtype: str = "auto"
     device: str = "auto"
+    min_pixels: int | None = None  # Qwen2.5-VL pixel budget (backbones.set_pixels); None: the default
+    max_pixels: int | None = None
+    attn_implementation: str = "auto"
+    distributed: bool = False  # under torchrun: split the records over the processes (predict_dist.py)
     image_root: str | None = None
     engine: str = "local"
     base_url: str | None = None
@@ -72,21 +80,24 @@ def prepare(record: dict[str, Any], opts: PredictOptions, as_data_url: bool = Fa
     """Load the image and build the prompt; a failure is kept on the job, not raised."""
     job = Job(record)
     try:
-        picture = images.load(record, opts.image_root)
-        job.size = list(record.get("image_size") or picture.size)
+        decoded = images.load_decoded(record, opts.image_root)
+        images.align(record, decoded.frame)  # gold boxes, objects and the prompt in the decoded image's frame
+        job.size = list(decoded.frame.size)
         job.prompt = stage_prompt(record, opts, job.size)
-        job.image = data_url(record, picture, opts.image_root) if as_data_url else picture
+        job.image = data_url(record, decoded.image, opts.image_root, original=decoded.frame.orientation == 1) \
+            if as_data_url else decoded.image
     except VkelError as err:
         job.error = err
     return job
 
 
-def data_url(record: dict[str, Any], picture, image_root: str | None) -> str:
-    """The original file bytes when it is a local JPEG/PNG/WebP (no re-encoding loss), else JPEG."""
+def data_url(record: dict[str, Any], picture, image_root: str | None, original: bool = True) -> str:
+    """The original file bytes when it is a local JPEG/PNG/WebP (no re-encoding loss) and `original` (no
+    EXIF turn the server might not apply), else the decoded picture as JPEG."""
     location = images.resolve(record.get("image"), image_root)
     mime = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
     fmt = None
-    if location and not images.is_url(location):
+    if original and location and not images.is_url(location):
         from PIL import Image
 
         with Image.open(location) as img:
@@ -101,15 +112,31 @@ def data_url(record: dict[str, Any], picture, image_root: str | None) -> str:
     return f"data:{mime[fmt]};base64,{base64.b64encode(data).decode('ascii')}"
 
 
-def finish(job: Job, raw: str | None, opts: PredictOptions, policy: ErrorPolicy) -> dict[str, Any]:
+def bound(job: Job) -> Job:
+    """A prompt over MAX_PROMPT_CHARS (a huge `tokens` list or knowledge text) fails its record only."""
+    if job.error is None and len(job.prompt) > MAX_PROMPT_CHARS:
+        job.error = VkelError(f"prompt of {len(job.prompt):,} characters exceeds the cap of {MAX_PROMPT_CHARS:,} "
+                              "(tokens or knowledge too long)", f"record {job.record.get('id')!r}")
+        job.prompt, job.image = "", None
+    return job
+
+
+def complete(job: Job, raw: str | None, opts: PredictOptions) -> tuple[dict[str, Any], VkelError | None]:
+    """The record with its answer parsed in, or with meta.errors set; the error goes to the policy."""
     if job.error is not None:
-        policy.handle(job.error)
         meta(job.record).setdefault("errors", {})[ERROR_KEY] = job.error.message
     elif opts.stage == 1:
         attach_stage1(job.record, raw or "")
     else:
         attach_stage2(job.record, raw or "", job.size)
-    return job.record
+    return job.record, job.error
+
+
+def finish(job: Job, raw: str | None, opts: PredictOptions, policy: ErrorPolicy) -> dict[str, Any]:
+    record, error = complete(job, raw, opts)
+    if error is not None:
+        policy.handle(error)
+    return record
 
 
 # ------------------------------------------------------------------------------ local engine
@@ -128,12 +155,14 @@ class LocalGenerator:
         # The adapter's run dir holds the processor it was trained with; fall back to the model's.
         source = opts.adapter if opts.adapter and os.path.isfile(
             os.path.join(opts.adapter, "processor_config.json")) else opts.model
-        self.processor = backbones.load_processor(source, padding_side="left")
+        self.processor = backbones.load_processor(source, padding_side="left", min_pixels=opts.min_pixels,
+                                                  max_pixels=opts.max_pixels, backbone=self.backbone)
         if loaded is not None:
             self.device, self.model = next(loaded.parameters()).device, loaded
         else:
-            self.device = backbones.resolve_device(opts.device)
-            model = backbones.load_model(self.backbone, opts.model, opts.dtype, self.device)
+            self.device = resolve_device(opts.device)
+            model = backbones.load_model(self.backbone, opts.model, opts.dtype, self.device,
+                                         attn_implementation=opts.attn_implementation)
             self.model = backbones.load_adapter(model, opts.adapter) if opts.adapter else model
         self.max_new_tokens = opts.max_new_tokens
 
@@ -152,15 +181,53 @@ class LocalGenerator:
         return [text.strip() for text in self.processor.batch_decode(new_tokens, skip_special_tokens=True)]
 
 
+def generate_or_retry(generator: LocalGenerator, jobs: list[Job]) -> dict[int, str]:
+    """Answers by id(job). When the batch fails (a degenerate image the processor refuses, out of memory),
+    its jobs are retried one at a time and the one that fails again gets the error, not its neighbours."""
+    if not jobs:
+        return {}
+    try:
+        return dict(zip(map(id, jobs), generator.generate(jobs)))
+    except Exception as err:  # noqa: BLE001 - any failure of one input must not sink the batch
+        if len(jobs) == 1:
+            jobs[0].error = VkelError(f"generation failed: {type(err).__name__}: {err}",
+                                      f"record {jobs[0].record.get('id')!r}")
+            return {}
+        _free_accelerator_memory()
+    answers: dict[int, str] = {}
+    for job in jobs:
+        answers.update(generate_or_retry(generator, [job]))
+    return answers
+
+
+def _free_accelerator_memory() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def local_outcomes(generator: LocalGenerator, records: list[dict[str, Any]],
+                   opts: PredictOptions) -> list[tuple[dict[str, Any], VkelError | None]]:
+    """One batch of records through prepare -> generate -> parse (shared by one process and torchrun)."""
+    jobs = [bound(prepare(record, opts)) for record in records]
+    answers = generate_or_retry(generator, [job for job in jobs if job.error is None])
+    return [complete(job, answers.get(id(job)), opts) for job in jobs]
+
+
 def _local(opts: PredictOptions, pairs: Iterable, policy: ErrorPolicy,
            generator: LocalGenerator | None = None) -> Iterator[dict[str, Any]]:
+    from . import predict_dist
+
+    if opts.distributed and predict_dist.world_size() > 1:
+        yield from predict_dist.predict_distributed(opts, pairs, policy, generator)
+        return
     generator = generator or LocalGenerator(opts)
     for chunk in batched(pairs, max(1, opts.batch_size)):
-        jobs = [prepare(record, opts) for record, _where in chunk]
-        ready = [job for job in jobs if job.error is None]
-        answers = dict(zip(map(id, ready), generator.generate(ready))) if ready else {}
-        for job in jobs:
-            yield finish(job, answers.get(id(job)), opts, policy)
+        for record, error in local_outcomes(generator, [record for record, _where in chunk], opts):
+            if error is not None:
+                policy.handle(error)
+            yield record
 
 
 # ----------------------------------------------------------------------------- openai engine
@@ -180,7 +247,7 @@ def _openai(opts: PredictOptions, pairs: Iterable, policy: ErrorPolicy) -> Itera
                               params={"temperature": 0, "max_tokens": opts.max_new_tokens})
 
     def run(record: dict[str, Any]) -> tuple[Job, str | None]:
-        job = prepare(record, opts, as_data_url=True)
+        job = bound(prepare(record, opts, as_data_url=True))
         if job.error is not None:
             return job, None
         messages = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": job.image}},

@@ -1,5 +1,10 @@
 """The `vkel detect` stage: records -> batches of decoded images -> detector -> `objects`.
 
+Images come from the one image layer (vkel_cli.images: regular files under --image-root, format
+whitelist, pixel cap, EXIF orientation). Detections are in the decoded image's frame, and the record is
+aligned to that frame (`images.align`: `image_size` set to it, boxes given in another declared size
+rescaled), so its objects and gold boxes share one frame.
+
 Images are decoded by a thread pool one batch ahead of the detector (PIL releases the GIL while
 decoding), so decoding overlaps inference. Output order is input order; at most `prefetch + 1`
 batches are held in memory, so the stage streams.
@@ -38,8 +43,8 @@ class _Item:
     image: Future | None  # None: the record has no image
 
 
-def _load(record: Record, image_root: str | None):
-    return images.load(record, image_root)
+def _load(record: Record, image_root: str | None) -> images.Decoded:
+    return images.load_decoded(record, image_root)
 
 
 def detect_records(pairs: Iterable[tuple[Record, Location]], policy: ErrorPolicy, detector: Detector,
@@ -80,7 +85,7 @@ def detect_records(pairs: Iterable[tuple[Record, Location]], policy: ErrorPolicy
 def _finish(batch: list[_Item], policy: ErrorPolicy, detector: Detector, settings: DetectSettings,
             provenance: dict) -> Iterator[Record]:
     """Wait for the batch's images, detect on those that decoded, and yield the batch in order."""
-    loaded: dict[int, object] = {}
+    loaded: dict[int, images.Decoded] = {}
     failed: dict[int, VkelError] = {}
     for i, item in enumerate(batch):
         if item.image is None:
@@ -90,7 +95,7 @@ def _finish(batch: list[_Item], policy: ErrorPolicy, detector: Detector, setting
         except VkelError as err:
             failed[i] = err
     order = sorted(loaded)
-    results = detector.detect([loaded[i] for i in order]) if order else []
+    results = detector.detect([loaded[i].image for i in order]) if order else []
     if len(results) != len(order):
         raise VkelError(f"detector {detector.name!r} returned {len(results)} results for {len(order)} images")
     detections = dict(zip(order, results))
@@ -107,13 +112,14 @@ def _finish(batch: list[_Item], policy: ErrorPolicy, detector: Detector, setting
             record["objects"] = []
             info["note"] = "record has no image: no objects"
         else:
-            image = loaded[i]
-            size = [int(image.width), int(image.height)]
-            record["objects"] = select(detections[i], size, settings.top_k, settings.score_threshold)
-            declared = record.get("image_size")
-            if not declared:
-                record["image_size"] = size
-            elif [int(v) for v in declared] != size:
-                info["note"] = f"image_size {declared} differs from the decoded image {size}; boxes use the latter"
+            frame = loaded[i].frame
+            try:  # the record's boxes first, then objects that are in the frame already
+                images.align(record, frame)
+            except VkelError as err:
+                policy.handle(err)
+                meta(record).setdefault("errors", {})[STAGE] = err.message
+                yield record
+                continue
+            record["objects"] = select(detections[i], frame.size, settings.top_k, settings.score_threshold)
         meta(record)[STAGE] = info
         yield record

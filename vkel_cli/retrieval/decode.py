@@ -1,25 +1,24 @@
 """Verifying a candidate's bytes and preparing the encoder's input, in threads or worker processes.
 
-`decode_image` fully decodes one image (a truncated file fails here) under a pixel cap (decompression-
-bomb guard), converts it to RGB and, given a `prepare` callable, returns what the encoder takes. It is a
-plain function of bytes so that `decode_many` (one task: the candidates of a few records) can run in a
-process pool: with a small CLIP model the per-image Python work of decoding and resizing is most of the
-filter's time, and threads would serialise it on the GIL. Only PIL (and numpy in `prepare`) is imported in a worker.
+`decode_image` fully decodes one image with the one image layer (`vkel_cli.images`: format whitelist,
+pixel cap before decoding, EXIF orientation, truncated files refused) and, given a `prepare` callable,
+returns what the encoder takes. It is a plain function of bytes so that `decode_many` (one task: the
+candidates of a few records) can run in a process pool: with a small CLIP model the per-image Python work
+of decoding and resizing is most of the filter's time, and threads would serialise it on the GIL. Only
+PIL (and numpy in `prepare`) is imported in a worker.
 """
 
 from __future__ import annotations
 
-import io
 import multiprocessing
-import warnings
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from .. import images
 from ..errors import VkelError
 
-FORMATS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp", "BMP": "bmp", "TIFF": "tif"}
+FORMATS = images.FORMATS
 
 
 class CandidateError(Exception):
@@ -37,55 +36,38 @@ class CandidateError(Exception):
 @dataclass
 class Decoded:
     ext: str  # file extension of the detected format
-    size: list[int]  # [width, height]
+    size: list[int]  # [width, height] after EXIF orientation
     prepared: Any = None  # the encoder's input, when a `prepare` was given
 
 
 def decode_image(data: bytes, where: str, max_pixels: int, prepare: Callable | None = None) -> Decoded:
-    with _bombs_are_errors():
-        return _decode(data, where, max_pixels, prepare)
+    try:
+        decoded = images.decode_bytes(data, where, max_pixels=max_pixels)
+    except images.ImageError as err:
+        raise CandidateError(err.reason, err.message, err.permanent) from None
+    image = decoded.image
+    return Decoded(decoded.ext, list(decoded.frame.size), prepare(image) if prepare is not None else None)
 
 
 def decode_many(items: list[tuple[bytes, str]], max_pixels: int, prepare: Callable | None) -> list:
     """One task: Decoded or CandidateError per (bytes, where), in order."""
     results: list = []
-    with _bombs_are_errors():
-        for data, where in items:
-            try:
-                results.append(_decode(data, where, max_pixels, prepare))
-            except CandidateError as err:
-                results.append(err)
+    for data, where in items:
+        try:
+            results.append(decode_image(data, where, max_pixels, prepare))
+        except CandidateError as err:
+            results.append(err)
     return results
 
 
-@contextmanager
-def _bombs_are_errors():
-    """PIL's decompression-bomb warning as an error; entered once per task, not per image (each entry
-    resets the interpreter's warning caches)."""
+def _quiet_worker() -> None:
+    """In our own worker processes only: PIL's decompression-bomb warning is noise next to the pixel cap
+    that refuses such images anyway (the main process's warning filters are left alone)."""
+    import warnings
+
     from PIL import Image
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        yield
-
-
-def _decode(data: bytes, where: str, max_pixels: int, prepare: Callable | None) -> Decoded:
-    from PIL import Image
-
-    try:
-        img = Image.open(io.BytesIO(data), formats=list(FORMATS))
-        fmt = img.format
-        if img.width * img.height > max_pixels:
-            raise CandidateError("too_many_pixels", f"{where}: {img.width}x{img.height}")
-        img.load()
-        rgb = img if img.mode == "RGB" else img.convert("RGB")
-    except CandidateError:
-        raise
-    except (Image.UnidentifiedImageError, ValueError) as err:
-        raise CandidateError("not_image", f"{where}: {err}") from None
-    except (OSError, SyntaxError, EOFError, Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise CandidateError("corrupt", f"{where}: {err}") from None
-    return Decoded(FORMATS[fmt], [rgb.width, rgb.height], prepare(rgb) if prepare is not None else None)
+    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
 class DecodePool:
@@ -102,7 +84,7 @@ class DecodePool:
         self._pool: ProcessPoolExecutor | None = self._new_pool(processes) if processes > 0 else None
 
     def _new_pool(self, processes: int) -> ProcessPoolExecutor:
-        pool = ProcessPoolExecutor(processes, mp_context=_context())
+        pool = ProcessPoolExecutor(processes, mp_context=_context(), initializer=_quiet_worker)
         for _ in range(processes):  # workers start on demand: start them all now, while records are read
             pool.submit(int)
         return pool
@@ -164,7 +146,7 @@ def _context():
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__, "vkel_cli.image_prep"])
+    context.set_forkserver_preload([__name__, "vkel_cli.images", "vkel_cli.image_prep"])
     return context
 
 
