@@ -108,17 +108,19 @@ def record_examples(record: dict[str, Any], opts: ExampleOptions,
     """The training examples of one record: dicts {id, image, stage, prompt, target}; VkelError if its
     image cannot be found or its types are not in the hierarchy. `image`: a local copy of a URL image."""
     where = f"record {record.get('id')!r}"
-    location = image or images.resolve(record.get("image"), opts.image_root)
+    location = image or images.resolve(record.get("image"), opts.image_root, where)
     if location is None:
         raise VkelError("record has no image", where)
-    if not images.is_url(location) and not os.path.isfile(location):
-        raise VkelError(f"image not found: {location}", where)
+    # header only: a regular file in an accepted format, within the pixel cap, and its EXIF-aware frame
+    frame = None if images.is_url(location) else images.file_frame(location, where)
     check_types(record, where)
     stages, _withheld = planned_stages(record, opts)
     for stage in sorted(stages):
         if stage == 1:
             prompt, target = prompts.stage1_example(record)
         else:
+            if frame is not None:  # targets, objects and prompt in the decoded image's frame
+                images.align(record, frame)
             size = images.size_of({**record, "image": location}, opts.image_root)
             if size is None:
                 raise VkelError("image size unknown (no `image_size`, unreadable image header)", where)
