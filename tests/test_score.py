@@ -149,3 +149,48 @@ def test_cli_gold_against_itself_is_100_and_stdout_is_json(vkel, tmp_path):
 def test_cli_rejects_bad_iou_as_usage_error(vkel):
     result = vkel("score", "--iou", "0,7", input=b"")
     assert result.code == 2
+
+
+@pytest.mark.parametrize("gold_boxes", [[], [(0, 0, 10, 10)], [(0, 0, 10, 10), (20, 20, 30, 30)]])
+def test_an_unusable_box_is_right_for_fmner_and_wrong_for_grounding_whatever_the_gold(gold_boxes):
+    # The parser's representation of a cut-off / inverted / out-of-range box: box null + box_error.
+    unusable = {**pred("A"), "box_error": "cut off"}
+    s = Scorer(ious=[0.5, 0.0])
+    s.add([gold("A", boxes=gold_boxes)], [unusable])
+    assert row(s, "FMNER") == (1, 1, 1)
+    for threshold in (0.5, 0.0):
+        assert row(s, "FMNERG", threshold) == (0, 1, 1)
+        assert row(s, "EEG", threshold) == (0, 1, 1)
+    # Without the marker the same null box means "not in the image", right exactly when the gold agrees.
+    plain = Scorer()
+    plain.add([gold("A", boxes=gold_boxes)], [pred("A")])
+    assert row(plain, "FMNERG") == ((1, 1, 1) if not gold_boxes else (0, 1, 1))
+
+
+def test_box_error_wins_over_a_box_given_with_it():
+    s = Scorer()
+    s.add([gold("A", boxes=[(0, 0, 10, 10)])], [{**pred("A", box=(0, 0, 10, 10)), "box_error": "inverted"}])
+    assert row(s, "FMNERG") == (0, 1, 1) and row(s, "FMNER") == (1, 1, 1)
+
+
+def test_vkel_score_on_parsed_generations_with_unusable_boxes(vkel, tmp_path):
+    from vkel_cli import sequences
+
+    tokens = "Kevin Love and J. R. Smith in Cleveland".split()
+    record = {"id": "1", "tokens": tokens, "image_size": [1000, 500],
+              "entities": [gold("Kevin Love", boxes=[(448, 10, 913, 500)]), gold("J. R. Smith"),
+                           gold("Cleveland", coarse="location", fine="city")]}
+    raw = ("Kevin Love is a(an) person and a(an) athlete, whose bounding boxes are (0.448, 0.02, 0.913, 1.0); "
+           "J. R. Smith is a(an) person and a(an) athlete, whose bounding boxes are (0.9, 0.1, 0.2, 0.5); "
+           "Cleveland is a(an) location and a(an) city, whose bounding boxes are (0.3, 0.3, 0.3")
+    sequences.attach_stage2(record, raw, record["image_size"])
+    path = tmp_path / "pred.jsonl"
+    import json
+
+    path.write_text(json.dumps(record) + "\n")
+    result = vkel("score", path)
+    assert result.code == 0, result.stderr
+    rows = {(r["task"], r["type"]): (r["tp"], r["n_pred"], r["n_gold"]) for r in result.records()}
+    assert rows[("FMNER", "all")] == (3, 3, 3)
+    assert rows[("FMNERG", "all")] == (1, 3, 3)  # the two unusable boxes ground nothing, though both golds are null
+    assert rows[("EEG", "all")] == (1, 3, 3)

@@ -2,7 +2,8 @@
 
 A prediction is correct for a task when its text equals a gold entity's text (FMNER, EEG, FMNERG),
 its type equals the gold type (FMNER, FMNERG; fine by default, coarse with level="coarse"), and its
-grounding is right (EEG, FMNERG): both boxes null, or IoU with any one gold box >= the threshold.
+grounding is right (EEG, FMNERG): both boxes null, or IoU with any one gold box >= the threshold; a
+prediction marked `box_error` (its generated box was unusable) is never grounded.
 Within a record predictions and gold entities are matched one to one (a maximum bipartite matching),
 so duplicates count as extra predictions and each repeated gold mention needs its own prediction.
 """
@@ -80,12 +81,14 @@ class Scorer:
 
     def _pair(self, pred: dict[str, Any], gold: dict[str, Any]) -> _Pair:
         """The pair's agreement, for a pair whose texts are equal (others never count)."""
-        box = pred.get("box")
+        # A prediction with `box_error` (the model's box was unusable: cut off, inverted...) is grounded
+        # nowhere: its null box never means "not in the image".
+        box = None if pred.get("box_error") else pred.get("box")
         gold_boxes = gold.get("boxes") or []
         return _Pair(
             text=True,
             type=self._type(pred) == self._type(gold) and self._type(gold) != "",
-            both_null=box is None and not gold_boxes,
+            both_null=box is None and not gold_boxes and not pred.get("box_error"),
             best_iou=max((iou(box, g) for g in gold_boxes), default=-1.0) if box is not None else -1.0,
         )
 
