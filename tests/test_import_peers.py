@@ -92,9 +92,11 @@ def test_e2e_gmner_answers_become_pixel_predictions_and_score(vkel, gold, tmp_pa
     assert [r["id"] for r in (first, second, third)] == ["201", "202", "203"]
     assert _preds(first) == [("Kevin Love", "person", None, [12.0, 22.0, 108.0, 218.0]),
                              ("LeBron James", "person", None, [0.0, 0.0, 10.0, 10.0]),
-                             ("Cleveland", "location", None, None)]
+                             ("Cleveland", "location", None, None),
+                             ("Bad Guy", "person", None, None)]
+    assert first["predictions"][3]["box_error"] == "no box"  # as in E2E's metric: a prediction never grounded
     stage2 = first["meta"]["generation"]["stage2"]
-    assert stage2["unparsed"] == ["Bad Guy|PER|[1, 2, 3]", "Paris|CITY|None"]
+    assert stage2["unparsed"] == ["Paris|CITY|None"]
     assert stage2["notes"] == ["1 extra boxes ignored (a prediction has one box)"]
     assert first["entities"][0]["boxes"] == [[10.0, 20.0, 110.0, 220.0]]  # the gold rides along
     assert [(t, c, f) for t, c, f, _ in _preds(second)] == [("Apple", "organization", None),
@@ -102,11 +104,11 @@ def test_e2e_gmner_answers_become_pixel_predictions_and_score(vkel, gold, tmp_pa
     assert _preds(second)[0][3] is None and _preds(second)[1][3] == pytest.approx([0, 0, 64, 48])
     assert second["meta"]["generation"]["stage2"]["notes"] == ["boxes restored from response_full's 644x476 frame"]
     assert third["predictions"] == []
-    assert ("e2e-gmner: 3 lines read, 3 records given 5 predictions; 2 unparsable items kept in "
-            "meta.generation.stage2.unparsed; 1 extra boxes beyond an entity's first ignored; 1 answers taken "
-            "from response_full") in result.stderr
-    # 5 gold entities; LeBron's first box misses, so grounding loses one
-    assert _scores(vkel, result.stdout) == {"FMNER": (5, 5, 5), "EEG": (4, 5, 5), "FMNERG": (4, 5, 5)}
+    assert ("e2e-gmner: 3 lines read, 3 records given 6 predictions; 1 with an unusable box (box_error, never "
+            "grounded); 1 unparsable items kept in meta.generation.stage2.unparsed; 1 extra boxes beyond an "
+            "entity's first ignored; 1 answers taken from response_full") in result.stderr
+    # 5 gold entities, 6 predictions (Bad Guy is spurious); LeBron's first box misses, so grounding loses one
+    assert _scores(vkel, result.stdout) == {"FMNER": (5, 6, 5), "EEG": (4, 6, 5), "FMNERG": (4, 6, 5)}
 
 
 def test_e2e_gmner_count_mismatch_and_bad_lines(vkel, gold, tmp_path):
@@ -128,15 +130,18 @@ def test_e2e_gmner_count_mismatch_and_bad_lines(vkel, gold, tmp_path):
         records = result.records()
         assert [r["id"] for r in records] == ["201", "202", "203"]
         assert "predictions" not in records[1] and "malformed JSON" in records[1]["meta"]["errors"]["import"]
-        assert len(records[0]["predictions"]) == 3 and records[2]["predictions"] == []
+        assert len(records[0]["predictions"]) == 4 and records[2]["predictions"] == []
         assert f"(at {broken}:2)" in result.stderr
 
 
 def test_e2e_gmner_grammar_details():
     predictions, unparsed, extra = parse_answer("A | B|ORG|n/a；C|per|[1,2,3,4]\n\nnone; D|LOC|[]; E|LOC")
-    assert [(p["text"], p["coarse"], p["boxes"]) for p in predictions] == [
-        ("A | B", "organization", None), ("C", "person", [[1.0, 2.0, 3.0, 4.0]])]
-    assert unparsed == ["D|LOC|[]", "E|LOC"] and extra == 0
+    assert [(p["text"], p["coarse"], p["boxes"], p.get("box_error")) for p in predictions] == [
+        ("A | B", "organization", None, None), ("C", "person", [[1.0, 2.0, 3.0, 4.0]], None),
+        ("D", "location", None, "no box")]
+    assert unparsed == ["E|LOC"] and extra == 0
+    assert [p.get("box_error") for p in parse_answer("A|PER|[5, 1, 2, 9]; B|PER|[1, 1, 1, 9]")[0]] == [
+        "inverted", "zero area"]
     assert parse_answer("None") == ([], [], 0)
     assert smart_resize(500, 706, 3136, 12845056) == (504, 700)
     # over max_pixels: sqrt(12e6 / 1003520) = 3.458; floor(4000 / 3.458 / 28) = 41, floor(3000 / 3.458 / 28) = 30
@@ -171,14 +176,16 @@ def test_riveg_lines_join_by_image_and_score(vkel, gold, tmp_path):
                              ("LeBron James", "person", None, [300.0, 20.0, 400.0, 220.0]),
                              ("Cleveland", "location", None, None)]
     assert first["meta"]["generation"]["stage2"]["unparsed"] == ["201.jpg###Cavs(TEAM)###a team###0###&[0, 0, 0, 0]"]
-    assert _preds(second) == [("Apple", "organization", None, None),
+    assert _preds(second) == [("Apple", "organization", None, None), ("Apple Inc", "organization", None, None),
                               ("iPhone", "other", None, [0.0, 0.0, 64.0, 48.0])]
-    assert second["meta"]["generation"]["stage2"]["unparsed"] == [
-        "202.jpg###Apple Inc(ORG)###a company###2###&[0, 0, 0, 0]"]  # groundable, but no usable box
+    # judged in the image, but no usable box: never grounded, as in RiVEG's scorer
+    assert [p.get("box_error") for p in second["predictions"]] == [None, "zero area", None]
+    assert "unparsed" not in second["meta"]["generation"]["stage2"]
     assert third["predictions"] == [] and third["meta"]["generation"]["stage2"] == {"raw": ""}
-    assert ("riveg: 9 lines read, 3 records given 5 predictions; 2 unparsable items kept in "
-            "meta.generation.stage2.unparsed; 1 extra boxes beyond an entity's first ignored") in result.stderr
-    assert _scores(vkel, result.stdout) == {"FMNER": (5, 5, 5), "EEG": (5, 5, 5), "FMNERG": (5, 5, 5)}
+    assert ("riveg: 9 lines read, 3 records given 6 predictions; 1 with an unusable box (box_error, never "
+            "grounded); 1 unparsable items kept in meta.generation.stage2.unparsed; 1 extra boxes beyond an "
+            "entity's first ignored") in result.stderr
+    assert _scores(vkel, result.stdout) == {"FMNER": (5, 6, 5), "EEG": (5, 6, 5), "FMNERG": (5, 6, 5)}
 
 
 def test_riveg_accepts_bom_and_crlf(vkel, gold, tmp_path):
@@ -190,4 +197,4 @@ def test_riveg_accepts_bom_and_crlf(vkel, gold, tmp_path):
     b = vkel("data", "import", "riveg", windows, "--gold", gold)
     assert a.code == b.code == 0, b.stderr
     assert [_preds(r) for r in a.records()] == [_preds(r) for r in b.records()]
-    assert sum(len(r["predictions"]) for r in b.records()) == 5
+    assert sum(len(r["predictions"]) for r in b.records()) == 6

@@ -9,9 +9,10 @@ after `</think>`, else all of it): `None`, or triples `entity|TYPE|[x1, y1, x2, 
 separated by `;` or line breaks; a triple may carry several boxes (`[[..],[..]]`). Types are GMNER's
 PER/LOC/ORG/OTHER. Our reading of the grammar follows its parser (parsing.py); the code is our own.
 
-Where vkel's metric differs from theirs: a prediction has one box here (the first; the others are noted
-in meta), and a triple whose box does not parse is kept in `meta.generation.stage2.unparsed` rather than
-counted as a prediction that can never be grounded.
+A triple whose box does not parse is, as in their metric, a prediction that is never grounded (`box: null`
+with `box_error`). Where vkel's metric differs from theirs: a prediction has one box here (the first; the
+others are counted in meta), and a triple with a type outside GMNER's is kept in
+`meta.generation.stage2.unparsed` rather than counted as a prediction.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class PeerCounts:
     records: int = 0
     predictions: int = 0
     unparsed: int = 0
+    box_errors: int = 0
     extra_boxes: int = 0
     notes: dict[str, int] = field(default_factory=dict)
 
@@ -52,6 +54,7 @@ class PeerCounts:
     def summary(self, name: str) -> str:
         notes = "".join(f"; {n} {key}" for key, n in sorted(self.notes.items()))
         return (f"{name}: {self.lines} lines read, {self.records} records given {self.predictions} predictions; "
+                f"{self.box_errors} with an unusable box (box_error, never grounded); "
                 f"{self.unparsed} unparsable items kept in meta.generation.stage2.unparsed; "
                 f"{self.extra_boxes} extra boxes beyond an entity's first ignored{notes}")
 
@@ -63,16 +66,19 @@ def answer_text(text: str) -> str:
 
 
 def parse_boxes(text: str) -> list[list[float]] | None:
-    """`None`/`n/a` -> None (not in the image); groups of 4 numbers -> boxes; anything else -> ValueError."""
+    """`None`/`n/a` -> None (not in the image); groups of 4 numbers -> boxes; anything else -> ValueError
+    whose message is the `box_error` vocabulary of docs/records.md."""
     if text.strip().lower() in ("none", "n/a"):
         return None
     numbers = [float(n) for n in NUMBER.findall(text)]
     if not numbers or len(numbers) % 4:
-        raise ValueError(f"{len(numbers)} numbers, not groups of 4")
+        raise ValueError("no box")
     boxes = [numbers[i:i + 4] for i in range(0, len(numbers), 4)]
     for box in boxes:
-        if not (box[2] > box[0] and box[3] > box[1]):
-            raise ValueError(f"box {box} has no area")
+        if box[2] < box[0] or box[3] < box[1]:
+            raise ValueError("inverted")
+        if box[2] == box[0] or box[3] == box[1]:
+            raise ValueError("zero area")
     return boxes
 
 
@@ -93,15 +99,16 @@ def parse_answer(answer: str) -> tuple[list[dict[str, Any]], list[str], int]:
             continue
         text, label, box_text = " | ".join(parts[:-2]), parts[-2], parts[-1]  # a `|` inside the entity
         coarse = GMNER_TYPES.get(label.upper())
-        try:
-            boxes = parse_boxes(box_text)
-        except ValueError:
-            boxes = []
-        if coarse is None or boxes == []:
+        if coarse is None:
             unparsed.append(segment)
             continue
-        extra += len(boxes or []) - 1 if boxes else 0
-        predictions.append({"text": text, "coarse": coarse, "fine": None, "boxes": boxes})
+        prediction: dict[str, Any] = {"text": text, "coarse": coarse, "fine": None}
+        try:
+            prediction["boxes"] = parse_boxes(box_text)
+        except ValueError as err:
+            prediction.update(boxes=None, box_error=str(err))
+        extra += max(len(prediction["boxes"] or []) - 1, 0)
+        predictions.append(prediction)
     return predictions, unparsed, extra
 
 
@@ -175,8 +182,9 @@ def import_e2e_gmner(path: str, gold: str, policy: ErrorPolicy | None = None, co
             counts.note("answers taken from response_full (boxes restored from the resized frame)")
         if extra:
             notes.append(f"{extra} extra boxes ignored (a prediction has one box)")
-        record["predictions"] = [{"text": p["text"], "coarse": p["coarse"], "fine": None,
-                                  "box": p["boxes"][0] if p["boxes"] else None} for p in predictions]
+        record["predictions"] = [
+            {"text": p["text"], "coarse": p["coarse"], "fine": None, "box": p["boxes"][0] if p["boxes"] else None,
+             **({"box_error": p["box_error"]} if "box_error" in p else {})} for p in predictions]
         note: dict[str, Any] = {"raw": answer, "source": f"{where} {source}"}
         if unparsed:
             note["unparsed"] = unparsed
@@ -186,6 +194,7 @@ def import_e2e_gmner(path: str, gold: str, policy: ErrorPolicy | None = None, co
         counts.records += 1
         counts.predictions += len(predictions)
         counts.unparsed += len(unparsed)
+        counts.box_errors += sum("box_error" in p for p in predictions)
         counts.extra_boxes += extra
 
     return join_by_order(items(), path, gold, policy or ErrorPolicy("fail"), "prediction lines", attach)

@@ -8,7 +8,8 @@ original image (its gold lines may chain several: `&[..]&[..]`). Lines are joine
 IMAGE's stem = the record id; a tweet with no line has no prediction. Our reading of the grammar follows
 that script; the code is our own.
 
-A line whose entity, type or box does not parse is kept in its record's
+A line judged in the image (FLAG not 0) without a usable box is, as in its scorer, a prediction never
+grounded (`box: null` with `box_error`). A line whose entity or type does not parse is kept in its record's
 `meta.generation.stage2.unparsed` and counted; a line whose image cannot be read, or names no gold record,
 is an error of that line (`--on-error`).
 """
@@ -48,20 +49,21 @@ def parse_line(line: str) -> tuple[dict[str, Any] | None, int]:
     flag = int(flag_field) if re.fullmatch(r"[0-9]+", flag_field) and len(fields) >= 3 else None
     boxes: list[list[float]] = []
     if last.startswith("&"):
-        for part in last.split("&")[1:]:
-            numbers = [float(n) for n in NUMBER.findall(part)]
-            if len(numbers) != 4:
-                return None, 0
-            boxes.append(numbers)
+        boxes = [[float(n) for n in NUMBER.findall(part)] for part in last.split("&")[1:]]
+    prediction: dict[str, Any] = {"text": entity.group(1), "coarse": GMNER_TYPES[entity.group(2).strip().upper()],
+                                  "fine": None, "box": None}
     if flag == 0 or (flag is None and boxes and not any(boxes[0])):
-        box = None  # RiVEG writes FLAG 0 and `&[0, 0, 0, 0]` for an entity not in the image
-    elif boxes and boxes[0][2] > boxes[0][0] and boxes[0][3] > boxes[0][1]:
-        box = boxes[0]
+        return prediction, 0  # RiVEG writes FLAG 0 and `&[0, 0, 0, 0]` for an entity not in the image
+    # judged in the image: a box that is not one is never grounded (its scorer gets IoU 0 from it)
+    if not boxes or len(boxes[0]) != 4:
+        prediction["box_error"] = "no box"
+    elif boxes[0][2] < boxes[0][0] or boxes[0][3] < boxes[0][1]:
+        prediction["box_error"] = "inverted"
+    elif boxes[0][2] == boxes[0][0] or boxes[0][3] == boxes[0][1]:
+        prediction["box_error"] = "zero area"
     else:
-        return None, 0  # judged in the image, but no usable box (its scorer never counts it grounded)
-    prediction = {"text": entity.group(1), "coarse": GMNER_TYPES[entity.group(2).strip().upper()],
-                  "fine": None, "box": box}
-    return prediction, max(len(boxes) - 1, 0) if box is not None else 0
+        prediction["box"] = boxes[0]
+    return prediction, max(len(boxes) - 1, 0)
 
 
 def import_riveg(path: str, gold: str, policy: ErrorPolicy | None = None,
@@ -111,6 +113,7 @@ def import_riveg(path: str, gold: str, policy: ErrorPolicy | None = None,
         counts.records += 1
         counts.predictions += len(predictions)
         counts.unparsed += len(unparsed)
+        counts.box_errors += sum("box_error" in p for p in predictions)
         counts.extra_boxes += extra
 
     return join_by_id(groups, path, gold, policy, attach, first)
