@@ -44,8 +44,12 @@ TOC = @printf '%s\t%s\n' '$(1)' "$$(( ($$(date +%s%N) - $$(cat $(CLOCK))) / 1000
 
 .PHONY: demo demo-run demo-clean demo-timing demo-models
 
+# A `make demo` with nothing stale says so, rather than reprinting the last run's timings as if it had run.
 demo: $(STAMP) ## Run the whole VKEL pipeline offline on the bundled sample (random tiny models; scores ~0)
-	@$(MAKE) --no-print-directory demo-run
+	@if $(MAKE) --no-print-directory -q $(D)/metrics.jsonl 2>/dev/null; then \
+	  echo "demo: up to date ($(D)/ is newer than everything it is made from). Scores: $(D)/score.md;" \
+	    "last timings: make demo-timing; to run it again: make demo-clean demo" >&2; \
+	else $(MAKE) --no-print-directory demo-run; fi
 
 demo-run: $(D)/metrics.jsonl ## The demo pipeline without the install step (DEMO_DIR=, DEMO_EPOCHS=, DEMO_LLMS=)
 	@cat $(D)/score.md >&2

@@ -178,3 +178,11 @@ def test_demo_pipeline_runs_end_to_end(tmp_path):
     assert "| FMNERG |" in (demo / "score.md").read_text()
     assert "demo wall time per stage" in result.stderr
     assert not list(demo.rglob("*.tmp")), "a stage left a temporary file behind"
+    timing_before = (demo / "timing.tsv").read_text()
+    # Nothing stale: `make demo` says so instead of reprinting the last run's timings as if it had run.
+    again = make("demo", f"DEMO_DIR={demo}", "DEMO_EPOCHS=1", "DEMO_LLMS=alpha beta", "DEMO_MAX_NEW_TOKENS=32",
+                 env={"VKEL_CACHE": str(tmp_path / "cache")}, timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "demo: up to date" in again.stderr
+    assert "demo wall time per stage" not in again.stderr
+    assert (demo / "timing.tsv").read_text() == timing_before  # no stage ran again
