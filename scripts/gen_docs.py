@@ -22,6 +22,8 @@ COMMON_ENV = {
     "VKEL_CACHE": "Cache directory (LLM answers, downloaded images). Default: $XDG_CACHE_HOME/vkel or ~/.cache/vkel.",
     "XDG_CACHE_HOME": "Base of the default cache directory.",
     "VKEL_DEBUG": "When set, an unexpected internal error prints its (secret-redacted) traceback.",
+    "VKEL_VERBOSE": "When 1, like --verbose: progress and libraries' warnings on stderr even when it is not a "
+                    "terminal.",
 }
 COMMAND_ENV = {
     "knowledge": {"<api_key_env>": "API keys for LLM endpoints are read from the environment variables named "
@@ -34,7 +36,12 @@ COMMAND_ENV = {
 }
 EXIT_STATUS = [("0", "Success."), ("1", "A data or runtime error (the message names the file and line or the "
                "record); also at the end of an --on-error skip run that skipped anything."),
-               ("2", "A usage error (unknown option, bad value).")]
+               ("2", "A usage error (unknown option, bad value; no input file while stdin is a terminal)."),
+               ("130", "Interrupted by SIGINT (Ctrl-C): stopped within about two seconds, in-flight calls "
+                "abandoned, no partial -o file left."),
+               ("143", "Terminated by SIGTERM, with the same clean-up as SIGINT."),
+               ("", "A reader that goes away (vkel ... | head) ends the command quietly with 0; a stdout that "
+                "cannot be written (disk full, closed) is an error, 1.")]
 
 
 # ------------------------------------------------------------------------------ the tree
@@ -208,7 +215,7 @@ def man_page(path, cmd, version: str, subpages: list[str]) -> str:
     out += [".TP", ".B \\-h, \\-\\-help", "Show the help and exit."]
     out.append(".SH EXIT STATUS")
     for code, text in EXIT_STATUS:
-        out += [".TP", f".B {code}", roff(text)]
+        out += [".TP", f".B {code}", roff(text)] if code else [".PP", roff(text)]
     out.append(".SH ENVIRONMENT")
     env = dict(COMMON_ENV)
     env.update(COMMAND_ENV.get(path[0] if path else "", {}))
