@@ -3,6 +3,9 @@
 `server.files[path] = (status, headers, body)` serves anything; `server.results[query] = [links]` answers
 `/customsearch/v1?q=...`; `server.hits` counts requests per path (so tests can show a re-run fetches nothing);
 `server.search_params` keeps the query parameters of each search request.
+Faults: `server.trickle[path] = seconds` sends that file's body a byte at a time; `server.streams[path] =
+(status, headers, size)` streams `size` bytes and counts in `server.sent[path]` what actually left before the
+client hung up (so a test can show a client did not read a huge body whole).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import threading
+import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
@@ -36,6 +40,9 @@ class ImageServer:
         self.search_status = 200
         self.search_params: list[dict] = []
         self.hits: Counter = Counter()
+        self.trickle: dict[str, float] = {}
+        self.streams: dict[str, tuple[int, dict, int]] = {}
+        self.sent: dict[str, list[int]] = {}  # bytes written per request, for streamed paths
         self._lock = threading.Lock()
         server = self
 
@@ -58,16 +65,44 @@ class ImageServer:
                     items = [{"link": link, "mime": "image/jpeg"} for link in links][: int(params.get("num", 10))]
                     body = json.dumps({"kind": "customsearch#search", "items": items} if items else {})
                     return self._send(200, {"Content-Type": "application/json"}, body.encode())
+                if parts.path in server.streams:
+                    return self._stream(parts.path, *server.streams[parts.path])
                 status, headers, body = server.files.get(parts.path, (404, {"Content-Type": "text/plain"}, b"nope"))
-                self._send(status, headers, body)
+                self._send(status, headers, body, server.trickle.get(parts.path, 0.0))
 
-            def _send(self, status, headers, body):
+            def _send(self, status, headers, body, trickle=0.0):
                 self.send_response(status)
                 for key, value in headers.items():
                     self.send_header(key, value)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body)
+                try:
+                    if not trickle:
+                        return self.wfile.write(body)
+                    self.wfile.flush()
+                    for i in range(len(body)):
+                        time.sleep(trickle)
+                        self.wfile.write(body[i:i + 1])
+                        self.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up: fine
+                    pass
+
+            def _stream(self, path, status, headers, size):
+                self.send_response(status)
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(size))
+                self.end_headers()
+                chunk, sent = b"x" * 65536, 0
+                try:
+                    while sent < size:
+                        part = chunk[: size - sent]
+                        self.wfile.write(part)
+                        sent += len(part)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+                with server._lock:
+                    server.sent.setdefault(path, []).append(sent)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True

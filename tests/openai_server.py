@@ -9,7 +9,7 @@ and benchmarks (importable: `from tests.openai_server import OpenAIServer, Reply
 
 `answer(request)` gets the parsed JSON body and returns a str (the assistant message) or a Reply.
 Faults: 429 with Retry-After, 5xx, a delay past the client's timeout, a truncated JSON body, a
-connection cut mid-body, a wrong schema. Every request is recorded (path, headers, body, time).
+connection cut mid-body, a wrong schema, a body trickled a byte at a time. Every request is recorded (path, headers, body, time).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ class Reply:
     body: bytes | None = None  # a raw body instead of a chat completion
     delay: float = 0.0  # seconds before the response starts
     cut: bool = False  # declare the full length, send half the body, close the connection
+    trickle: float = 0.0  # seconds between single bytes of the body (a server that never quite answers)
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
 
@@ -46,6 +47,10 @@ class Reply:
     @classmethod
     def slow(cls, delay: float, content: str | None = None) -> "Reply":
         return cls(content=content, delay=delay)
+
+    @classmethod
+    def trickling(cls, seconds_per_byte: float = 1.0, content: str | None = None) -> "Reply":
+        return cls(content=content, trickle=seconds_per_byte)
 
     @classmethod
     def truncated(cls) -> "Reply":
@@ -143,7 +148,8 @@ class OpenAIServer:
             def log_message(self, *args):  # quiet
                 pass
 
-            def _send(self, status: int, body: bytes, headers: dict | None = None, cut: bool = False):
+            def _send(self, status: int, body: bytes, headers: dict | None = None, cut: bool = False,
+                      trickle: float = 0.0):
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -152,6 +158,13 @@ class OpenAIServer:
                 if cut:
                     self.send_header("Connection", "close")
                 self.end_headers()
+                if trickle:
+                    self.wfile.flush()
+                    for i in range(len(body)):
+                        time.sleep(trickle)
+                        self.wfile.write(body[i:i + 1])
+                        self.wfile.flush()
+                    return
                 self.wfile.write(body[: len(body) // 2] if cut else body)
                 if cut:
                     self.wfile.flush()
@@ -179,13 +192,13 @@ class OpenAIServer:
                     reply = server._next(body)
                     time.sleep(server.latency + reply.delay)
                     if reply.body is not None:
-                        return self._send(reply.status, reply.body, reply.headers)
+                        return self._send(reply.status, reply.body, reply.headers, trickle=reply.trickle)
                     prompt = " ".join(str(m.get("content")) for m in body["messages"])
                     payload = completion_body(
                         body.get("model", ""), reply.content,
                         _count_tokens(prompt) if reply.prompt_tokens is None else reply.prompt_tokens,
                         _count_tokens(reply.content) if reply.completion_tokens is None else reply.completion_tokens)
-                    self._send(reply.status, payload, reply.headers, cut=reply.cut)
+                    self._send(reply.status, payload, reply.headers, cut=reply.cut, trickle=reply.trickle)
                 except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout): fine
                     pass
                 finally:

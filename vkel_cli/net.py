@@ -56,7 +56,7 @@ def blocked_reason(address: str) -> str | None:
             return f"{reason} (inside {ip})" if reason else None
     for kind, flag in (("loopback", ip.is_loopback), ("unspecified", ip.is_unspecified),
                        ("link-local", ip.is_link_local), ("multicast", ip.is_multicast),
-                       ("private", ip.is_private), ("reserved", ip.is_reserved)):
+                       ("reserved", ip.is_reserved), ("private", ip.is_private)):
         if flag:
             return kind
     if not ip.is_global:  # shared address space (100.64/10), benchmarking, documentation ranges...
@@ -79,6 +79,7 @@ class Deadline:
         self.at = time.monotonic() + seconds
         self.expired = False
         self._conns: list = []
+        self._socks: list = []
         self._done = False
         self._lock = threading.Lock()
         _watchdog().add(self)
@@ -86,38 +87,44 @@ class Deadline:
     def remaining(self) -> float:
         return max(0.0, self.at - time.monotonic())
 
-    def attach(self, conn) -> None:
-        """Shut `conn`'s socket down if the deadline passes while it is in use."""
+    def attach(self, conn=None, sock=None) -> None:
+        """Shut down `conn`'s socket, and `sock`, if the deadline passes while they are in use. Both are
+        kept: a connection drops its socket reference when the server says it will close (the response
+        still reads from it), and a TLS connection swaps its plain socket for a wrapped one."""
         with self._lock:
-            if conn not in self._conns:
-                self._conns.append(conn)
+            for item, kept in ((conn, self._conns), (sock, self._socks)):
+                if item is not None and not any(item is k for k in kept):
+                    kept.append(item)
             expired = self.expired
         if expired:
-            _shut(conn)
+            _shut(conn, sock)
 
     def fire(self) -> None:
         with self._lock:
             if self._done:
                 return
             self.expired = True
-            conns = list(self._conns)
+            conns, socks = list(self._conns), list(self._socks)
         for conn in conns:
             _shut(conn)
+        for sock in socks:
+            _shut(None, sock)
 
     def close(self) -> None:
         with self._lock:
             self._done = True
             self._conns.clear()
+            self._socks.clear()
 
 
-def _shut(conn) -> None:
-    sock = getattr(conn, "sock", None)
-    if sock is None:
-        return
-    try:  # socket.socket's own shutdown, not SSLSocket's (which tears TLS state down under a reader)
-        socket.socket.shutdown(sock, socket.SHUT_RDWR)
-    except OSError:
-        pass
+def _shut(conn=None, sock=None) -> None:
+    for target in (getattr(conn, "sock", None), sock):
+        if target is None:
+            continue
+        try:  # socket.socket's own shutdown, not SSLSocket's (which tears TLS state down under a reader)
+            socket.socket.shutdown(target, socket.SHUT_RDWR)
+        except OSError:  # already closed, or a plain socket since wrapped for TLS
+            pass
 
 
 class _Watchdog:
@@ -208,6 +215,8 @@ def _connect(conn) -> socket.socket:
             sock.settimeout(timeout)
             if conn.source_address:
                 sock.bind(conn.source_address)
+            if scope is not None:
+                scope.deadline.attach(sock=sock)
             sock.connect(address)
             return sock
         except OSError as err:
@@ -235,12 +244,14 @@ class _Policed:
         scope = current()
         if scope is not None:
             scope.deadline.attach(self)
-        return super().connect()
+        super().connect()
+        if scope is not None:
+            scope.deadline.attach(sock=self.sock)  # the TLS-wrapped socket, when it is one
 
     def request(self, *args, **kwargs):
         scope = current()
         if scope is not None:
-            scope.deadline.attach(self)
+            scope.deadline.attach(self, self.sock)
             if self.sock is not None and scope.guarded and not private_allowed():
                 try:
                     peer = self.sock.getpeername()[0]
