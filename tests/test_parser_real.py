@@ -110,6 +110,11 @@ CORPUS = [
     Case("s1-is-a-inside-entity", "LLaVA-1.5 fine-tuned", 1, SWIFT,
          "Life is a Game is a(an) art; Taylor Swift is a(an) person; Madison Square Garden is a(an) building.",
          [s1("Life is a Game", "art"), s1("Taylor Swift", "person"), s1("Madison Square Garden", "building")]),
+    Case("s1-quoted-italic-entities", "Llama-3.1-8B-Instruct via vLLM", 1, CAVS,
+         '"Kevin Love" is a(an) person; *Cleveland* is a(an) location', [KL, CLE]),
+    Case("s1-entities-and-no-entity", "LLaVA-1.5 fine-tuned, sampled", 1, CAVS,
+         "Kevin Love is a(an) person.\nno entity found.", [KL],
+         notes=["says there is no entity and also lists entities"]),
     Case("s1-trailing-note", "GPT-4o", 1, CAVS,
          "Kevin Love is a(an) person; Cleveland is a(an) location.\n\nNote: J. R. Smith could also be considered "
          "a person.",
@@ -290,3 +295,15 @@ def test_without_tokens_the_text_before_is_is_kept_whole():
     # parse_* called without the tweet cannot tell prose from entity: it keeps the text, as before.
     result = sequences.parse_stage1("Sure! Here are the entities: Kevin Love is a(an) person")
     assert result.items == [{"text": "Sure! Here are the entities: Kevin Love", "coarse": "person"}]
+
+
+def test_runaway_generations_parse_in_linear_time():
+    import time
+
+    start = time.perf_counter()
+    clauses = sequences.parse_stage2("Kevin Love is a(an) person and a(an) athlete, whose bounding boxes are None; "
+                                     * 3000, CAVS)
+    prose = sequences.parse_stage1("so I think that the answer might be " * 2000 + "Kevin Love is a(an) person", CAVS)
+    assert time.perf_counter() - start < 3.0  # quadratic tail and `;` searches took ~30 s each here
+    assert len(clauses.items) == 3000 and clauses.clean
+    assert prose.items == [KL] and prose.unparsed[0].startswith("so I think")

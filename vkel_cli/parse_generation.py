@@ -69,8 +69,9 @@ _NO_ENTITY = re.compile(
     r"(?:there\s+(?:are|is)\s+)?no\s+(?:named\s+)?entit(?:y|ies)(?:\s+(?:were\s+|was\s+)?(?:found|mentioned|detected))?"
     r"(?:\s+in\s+(?:the|this)\s+tweet)?|none(?:\s+found)?|n/a", re.I)
 _MARKDOWN = re.compile(r"\*\*|__|`")
-_QUOTES = "\"'“”‘’"
+_QUOTES = "\"'“”‘’*"
 _PLAIN_ARTICLES = ("a", "an")
+_WINDOW = 200
 
 
 @dataclass
@@ -158,7 +159,8 @@ def _protected(line: str, at: int, tweet: Tweet | None) -> bool:
     """Is the `;` at `at` inside a span of the tweet (`&amp ; Fin`)? Judged by the words around it."""
     if tweet is None:
         return False
-    before, after = line[:at].split(), line[at + 1:].split()
+    # A window around the `;` keeps this linear in long answers; the adjacent words are all it needs.
+    before, after = line[max(0, at - _WINDOW):at].split(), line[at + 1:at + 1 + _WINDOW].split()
     return bool(before and after) and tweet.contains(before[-1] + ";" + after[0])
 
 
@@ -204,7 +206,15 @@ def _entity(prefix: str, tweet: Tweet | None, reading: Reading) -> str | None:
         return None
     if tweet is None:
         return text
-    for word in re.finditer(r"\S+", text):
+    words = list(re.finditer(r"\S+", text))
+    lengths = [len(w.group()) for w in words]
+    remaining = sum(lengths)  # non-space characters of the tail that starts at this word
+    for word, length in zip(words, lengths):
+        # A tail longer than the tweet cannot occur in it (quotes aside), and long prose stays linear.
+        too_long = remaining > len(tweet.joined) + 8
+        remaining -= length
+        if too_long:
+            continue
         tail = text[word.start():]
         for candidate in (tail, tail.strip(_QUOTES)):
             if tweet.contains(candidate):
