@@ -7,6 +7,10 @@ import typer
 from ._options import AllowPrivateUrls, ImageRoot, Inputs, OnError, allow_private
 
 Dtype = Literal["auto", "bf16", "fp16", "fp32"]
+SelectMetric = Literal["fmnerg_f1", "fmner_f1", "eeg_f1", "fmnerg_precision", "fmner_precision", "eeg_precision",
+                       "fmnerg_recall", "fmner_recall", "eeg_recall"]
+ReportTo = Literal["none", "tensorboard", "wandb", "mlflow"]
+AttnImplementation = Literal["auto", "sdpa", "eager", "flash_attention_2"]
 
 
 def train_cli(
@@ -57,6 +61,21 @@ def train_cli(
                                         "its local GPU).")] = "auto",
     gradient_checkpointing: Annotated[bool, typer.Option("--gradient-checkpointing")] = False,
     num_workers: Annotated[int, typer.Option("--num-workers", min=0, help="DataLoader worker processes.")] = 0,
+    eval_file: Annotated[Optional[str], typer.Option("--eval-file", help="Dev records (gold `entities`; stage 2: "
+                         "the inputs predict reads): generate and score on them, keep the best adapter.")] = None,
+    eval_steps: Annotated[Optional[int], typer.Option("--eval-steps", min=1, help="Evaluate every N steps and at "
+                          "the last [default: at the end of each epoch].")] = None,
+    select_metric: Annotated[Optional[SelectMetric], typer.Option("--select-metric", help="The dev score that "
+                             "picks the adapter [default: fmner_f1 for stage 1, fmnerg_f1 for stage 2].")] = None,
+    early_stop: Annotated[Optional[int], typer.Option("--early-stop", min=1, metavar="PATIENCE", help="Stop after "
+                          "this many evaluations without a better dev score.")] = None,
+    eval_batch_size: Annotated[int, typer.Option("--eval-batch-size", min=1, help="Dev records per generate "
+                               "call.")] = 8,
+    eval_max_new_tokens: Annotated[int, typer.Option("--eval-max-new-tokens", min=1)] = 256,
+    report_to: Annotated[ReportTo, typer.Option("--report-to", help="Tracker for the loss and dev curves "
+                         "(tensorboard: event files under RUN/runs/).")] = "none",
+    attn_implementation: Annotated[AttnImplementation, typer.Option("--attn-implementation", help="Attention "
+                                   "kernel of the model (flash_attention_2 needs flash-attn).")] = "auto",
     image_root: ImageRoot = None,
     allow_private_urls: AllowPrivateUrls = False,
     on_error: OnError = "fail",
