@@ -81,7 +81,6 @@ class Clause:
     text: str
     coarse: str
     fine: str | None = None
-    has_fine: bool = False
     boxes: list[list[float]] = field(default_factory=list)
     box_error: str | None = None
 
@@ -283,7 +282,7 @@ def read_segment(segment: str, stage: int, tweet: Tweet | None, known: set[str],
         if stage == 2:
             fine = _FINE.match(segment, end)
             if fine and _type_ok(fine, segment, known):
-                clause.fine, clause.has_fine, end = type_name(fine["type"]), True, fine.end()
+                clause.fine, end = type_name(fine["type"]), fine.end()
             end = _box_part(segment, end, clause, reading)
         reading.clauses.append(clause)
         start = pos = end
