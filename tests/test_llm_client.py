@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 
 import pytest
@@ -141,3 +142,20 @@ def test_failures_are_not_cached(server, tmp_path):
     with pytest.raises(VkelError):
         cached.complete(MSG)
     assert cached.complete(MSG).text == "hi there" and server.calls == 2
+
+
+@pytest.mark.parametrize("usage", [{"prompt_tokens": "many", "completion_tokens": [3]}, "n/a", [1, 2],
+                                   {"prompt_tokens": -4, "completion_tokens": 2.5}, None, {}],
+                         ids=["strings-lists", "string", "list", "negative-fraction", "null", "empty"])
+def test_malformed_usage_still_yields_the_answer(server, tmp_path, usage):
+    body = {"choices": [{"message": {"role": "assistant", "content": "the answer"}}], "usage": usage}
+    server.queue(Reply(body=json.dumps(body).encode()))
+    ledger = Ledger()
+    cached = CachedEndpoint(endpoint(server, retries=0), Cache(tmp_path / "c.sqlite"), ledger)
+    completion = cached.complete(MSG)
+    assert completion.text == "the answer" and server.calls == 1
+    assert (completion.prompt_tokens, completion.completion_tokens) == (None, None)
+    assert cached.complete(MSG).text == "the answer"  # from the cache, usage still unknown
+    assert ledger.as_dict()["test"] == {"calls": 1, "cached": 1, "prompt_tokens": 0, "completion_tokens": 0,
+                                        "usage_unknown": 2}
+    ledger.print_table()  # the stderr table copes with unknown usage
