@@ -307,3 +307,43 @@ def test_runaway_generations_parse_in_linear_time():
     assert time.perf_counter() - start < 3.0  # quadratic tail and `;` searches took ~30 s each here
     assert len(clauses.items) == 3000 and clauses.clean
     assert prose.items == [KL] and prose.unparsed[0].startswith("so I think")
+
+
+def test_vkel_import_and_score_real_generations_end_to_end(vkel, tmp_path):
+    """A user's path: generations of a chat model -> `vkel data import vkel-output` -> `vkel score`."""
+    import json
+
+    gold = [{"id": "1", "tokens": CAVS, "image_size": [1000, 500],
+             "entities": [{"text": "Kevin Love", "start": 0, "end": 2, "coarse": "person", "fine": "athlete",
+                           "boxes": [[448, 10, 913, 500]]},
+                          {"text": "J. R. Smith", "start": 3, "end": 6, "coarse": "person", "fine": "athlete",
+                           "boxes": []},
+                          {"text": "Cleveland", "start": 7, "end": 8, "coarse": "location", "fine": "city",
+                           "boxes": []}]},
+            {"id": "2", "tokens": FOX, "image_size": [1000, 500],
+             "entities": [{"text": "Fox &amp ; Fin Financial Group", "start": 0, "end": 6, "coarse": "organization",
+                           "fine": "company", "boxes": [[100, 50, 500, 150]]}]}]
+    by_name = {c.name: c for c in CORPUS}
+    outputs = [by_name["s2-preamble-numbered"].raw.replace("J. R. Smith is a(an) person and a(an) athlete, whose "
+                                                           "bounding boxes are None",
+                                                           "J. R. Smith is a(an) person and a(an) athlete, whose "
+                                                           "bounding boxes are (0.2, 0.1"),
+               by_name["s2-semicolon-in-entity"].raw]
+    (tmp_path / "gold.jsonl").write_text("".join(json.dumps(r) + "\n" for r in gold))
+    (tmp_path / "gen.jsonl").write_text("".join(json.dumps({"output": o}) + "\n" for o in outputs))
+    imported = vkel("data", "import", "vkel-output", tmp_path / "gen.jsonl", "--gold", tmp_path / "gold.jsonl",
+                    "--stage", "2", "-o", tmp_path / "pred.jsonl")
+    assert imported.code == 0, imported.stderr
+    first, second = [json.loads(line) for line in (tmp_path / "pred.jsonl").read_text().splitlines()]
+    assert [(p["text"], p.get("box_error")) for p in first["predictions"]] == [
+        ("Kevin Love", None), ("J. R. Smith", "cut off"), ("Cleveland", None)]
+    assert first["meta"]["generation"]["stage2"]["unparsed"] == [
+        "Here are the entities with their types and bounding boxes:"]
+    assert first["meta"]["generation"]["stage2"]["notes"] == ["unusable box for 'J. R. Smith' (cut off): (0.2, 0.1"]
+    assert second["predictions"][0]["text"] == "Fox &amp ; Fin Financial Group"
+    assert "unparsed" not in second["meta"]["generation"]["stage2"]
+    scored = vkel("score", tmp_path / "pred.jsonl")
+    assert scored.code == 0, scored.stderr
+    rows = {r["task"]: (r["tp"], r["n_pred"], r["n_gold"]) for r in scored.records() if r["type"] == "all"}
+    # J. R. Smith is not in the image, but a cut-off box never means "not in the image".
+    assert rows == {"FMNER": (4, 4, 4), "FMNERG": (3, 4, 4), "EEG": (3, 4, 4)}
