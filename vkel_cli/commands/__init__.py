@@ -8,6 +8,7 @@ a function a single command. cli.py registers them in this order.
 COMMANDS: list[tuple[str, str, str]] = [
     ("data", "data", "app"),
     ("score", "score", "score_cli"),
+    ("ceiling", "ceiling", "ceiling_cli"),
     ("knowledge", "knowledge", "knowledge_cli"),
     ("vote", "vote", "vote_cli"),
     ("augment", "augment", "augment_cli"),
