@@ -60,3 +60,23 @@ def test_internal_errors_are_one_redacted_line(tmp_path):
     assert "sk-very-secret-key" not in proc.stderr + proc.stdout
     assert "internal error: RuntimeError: failed with key ***" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_score_table_and_json_agree_on_units(vkel, tmp_path):
+    from conftest import FIXTURES
+
+    imported = vkel("data", "import", "fmnerg", FIXTURES / "mini" / "fmnerg.txt")
+    records = imported.records()
+    for record in records[:1]:  # one record predicted right, the others predicting nothing
+        record["predictions"] = [{"text": e["text"], "coarse": e["coarse"], "fine": e["fine"], "box": None}
+                                 for e in record["entities"] if not e["boxes"]]
+    md = tmp_path / "score.md"
+    result = vkel("score", "--markdown", md, input=b"".join(json.dumps(r).encode() + b"\n" for r in records),
+                  env={"COLUMNS": "200"})
+    assert result.code == 0, result.stderr
+    fmner = next(r for r in result.records() if r["task"] == "FMNER")
+    assert 0 < fmner["recall"] < 1  # JSON: fractions
+    percent = f"{100 * fmner['recall']:.2f}"
+    assert "R %" in result.stderr and percent in result.stderr  # the table: percentages, and says so
+    header, _, row = md.read_text().splitlines()[:3]
+    assert "| R % |" in header
