@@ -29,6 +29,11 @@ def normalize_text(text: str, ignore_case: bool) -> str:
 
 def max_matching(n_left: int, edges: list[list[int]]) -> int:
     """Size of a maximum bipartite matching (Kuhn's augmenting paths; records are small)."""
+    return len(maximum_matching(n_left, edges))
+
+
+def maximum_matching(n_left: int, edges: list[list[int]]) -> dict[int, int]:
+    """A maximum bipartite matching as {right: left} (`vkel report` shows which pairs it made)."""
     match_right: dict[int, int] = {}
 
     def augment(left: int, seen: set[int]) -> bool:
@@ -41,7 +46,10 @@ def max_matching(n_left: int, edges: list[list[int]]) -> int:
                 return True
         return False
 
-    return sum(1 for left in range(n_left) if edges[left] and augment(left, set()))
+    for left in range(n_left):
+        if edges[left]:
+            augment(left, set())
+    return match_right
 
 
 @dataclass
@@ -92,16 +100,24 @@ class Scorer:
             best_iou=max((iou(box, g) for g in gold_boxes), default=-1.0) if box is not None else -1.0,
         )
 
+    def pairs(self, gold: list[dict[str, Any]], predictions: list[dict[str, Any]]) -> list[list[_Pair]]:
+        """pairs[i][j]: what prediction i and gold entity j agree on."""
+        gold_texts = [normalize_text(g.get("text", ""), self.ignore_case) for g in gold]
+        pred_texts = [normalize_text(p.get("text", ""), self.ignore_case) for p in predictions]
+        return [[self._pair(p, g) if pt == gt else _NO_MATCH for g, gt in zip(gold, gold_texts)]
+                for p, pt in zip(predictions, pred_texts)]
+
+    @staticmethod
+    def correct(pair: _Pair, task: str, threshold: float | None) -> bool:
+        """Whether the pair counts as a true positive for `task` at IoU `threshold`."""
+        needs_type, needs_ground = _NEEDS[task]
+        if not pair.text or (needs_type and not pair.type):
+            return False
+        return not needs_ground or pair.both_null or pair.best_iou >= threshold  # type: ignore[operator]
+
     def _tp(self, pairs: list[list[_Pair]], preds: list[int], golds: list[int], task: str,
             threshold: float | None) -> int:
-        needs_type, needs_ground = _NEEDS[task]
-
-        def ok(p: _Pair) -> bool:
-            if not p.text or (needs_type and not p.type):
-                return False
-            return not needs_ground or p.both_null or p.best_iou >= threshold  # type: ignore[operator]
-
-        edges = [[j for j in golds if ok(pairs[i][j])] for i in preds]
+        edges = [[j for j in golds if self.correct(pairs[i][j], task, threshold)] for i in preds]
         return max_matching(len(preds), edges)
 
     def _keys(self):
@@ -112,10 +128,7 @@ class Scorer:
     def add(self, gold: Iterable[dict[str, Any]], predictions: Iterable[dict[str, Any]]) -> None:
         """Score one record."""
         gold, predictions = list(gold), list(predictions)
-        gold_texts = [normalize_text(g.get("text", ""), self.ignore_case) for g in gold]
-        pred_texts = [normalize_text(p.get("text", ""), self.ignore_case) for p in predictions]
-        pairs = [[self._pair(p, g) if pt == gt else _NO_MATCH for g, gt in zip(gold, gold_texts)]
-                 for p, pt in zip(predictions, pred_texts)]
+        pairs = self.pairs(gold, predictions)
         pred_types = [self._coarse(p) for p in predictions]
         gold_types = [self._coarse(g) for g in gold]
         groups = {"all": (list(range(len(predictions))), list(range(len(gold))))}
