@@ -134,3 +134,19 @@ def test_vkel_output_import_refuses_count_mismatch(vkel, tmp_path):
     outputs.write_text('{"output": "no entity found."}\n')
     result = vkel("data", "import", "vkel-output", outputs, "--gold", gold)
     assert result.code == 1 and "fewer generations" in result.stderr
+
+
+def test_vkel_output_auto_stage_reads_coarse_only_and_empty_stage2_answers_as_stage2(vkel, tmp_path):
+    gold = tmp_path / "gold.jsonl"
+    gold.write_bytes(vkel("data", "import", "fmnerg", MINI / "fmnerg.txt", "--xml-dir", MINI / "xml").stdout)
+    outputs = tmp_path / "gen.jsonl"
+    outputs.write_text(
+        '{"output": "Kevin Love is a(an) person, whose bounding boxes are None"}\n'  # coarse-only stage 2
+        '{"output": "No entities found."}\n'  # cannot tell: follows the previous answer's stage
+        '{"output": "Apple is a(an) organization and a(an) company, whose bounding boxes are None"}\n')
+    result = vkel("data", "import", "vkel-output", outputs, "--gold", gold)
+    assert result.code == 0, result.stderr
+    first, second, third = result.records()
+    assert first["predictions"] == [{"text": "Kevin Love", "coarse": "person", "fine": None, "box": None}]
+    assert second["predictions"] == [] and "stage1" not in second
+    assert [p["fine"] for p in third["predictions"]] == ["company"]

@@ -12,9 +12,13 @@ from .join import Item, join_by_order
 from .text import strip_bom
 
 
-def detect_stage(text: str) -> int:
+def detect_stage(text: str) -> int | None:
+    """2 for a stage-2 answer (any clause with a box part, coarse-only ones included), 1 for a stage-1
+    answer with entities, None when the text cannot tell (e.g. "no entity found.")."""
     lowered = text.lower()
-    return 2 if (" and a" in lowered and "bounding box" in lowered) else 1
+    if "bounding box" in lowered:
+        return 2
+    return 1 if " is a" in lowered else None
 
 
 def _outputs(path: str) -> Iterator[Item]:
@@ -30,8 +34,16 @@ def _outputs(path: str) -> Iterator[Item]:
 
 def import_outputs(path: str, gold: str, stage: str = "auto", image_root: str | None = None,
                    policy: ErrorPolicy | None = None) -> Iterator[Record]:
+    decided: list[int] = []  # auto: an answer that cannot tell follows the last one that could
+
     def attach(record: Record, text: str, where: str) -> None:
-        chosen = detect_stage(text) if stage == "auto" else int(stage)
+        if stage == "auto":
+            found = detect_stage(text)
+            if found is not None:
+                decided[:] = [found]
+            chosen = found or (decided[0] if decided else 1)
+        else:
+            chosen = int(stage)
         if chosen == 1:
             sequences.attach_stage1(record, text)
         else:
