@@ -63,20 +63,18 @@ def test_internal_errors_are_one_redacted_line(tmp_path):
 
 
 def test_score_table_and_json_agree_on_units(vkel, tmp_path):
-    from conftest import FIXTURES
+    def entity(text, start):
+        return {"text": text, "start": start, "end": start + 1, "coarse": "person", "fine": "athlete", "boxes": []}
 
-    imported = vkel("data", "import", "fmnerg", FIXTURES / "mini" / "fmnerg.txt")
-    records = imported.records()
-    for record in records[:1]:  # one record predicted right, the others predicting nothing
-        record["predictions"] = [{"text": e["text"], "coarse": e["coarse"], "fine": e["fine"], "box": None}
-                                 for e in record["entities"] if not e["boxes"]]
+    right = {"id": "1", "tokens": ["Love", "Smith", "Irving"], "entities": [entity("Love", 0), entity("Smith", 1)],
+             "predictions": [{"text": "Love", "coarse": "person", "fine": "athlete", "box": None}]}
+    empty = {"id": "2", "tokens": ["Irving"], "entities": [entity("Irving", 0)], "predictions": []}
     md = tmp_path / "score.md"
-    result = vkel("score", "--markdown", md, input=b"".join(json.dumps(r).encode() + b"\n" for r in records),
+    result = vkel("score", "--markdown", md, input=b"".join(json.dumps(r).encode() + b"\n" for r in (right, empty)),
                   env={"COLUMNS": "200"})
     assert result.code == 0, result.stderr
     fmner = next(r for r in result.records() if r["task"] == "FMNER")
-    assert 0 < fmner["recall"] < 1  # JSON: fractions
-    percent = f"{100 * fmner['recall']:.2f}"
-    assert "R %" in result.stderr and percent in result.stderr  # the table: percentages, and says so
-    header, _, row = md.read_text().splitlines()[:3]
-    assert "| R % |" in header
+    assert (fmner["precision"], fmner["recall"]) == (1.0, 1 / 3)  # JSON: fractions
+    assert "R %" in result.stderr and "33.33" in result.stderr  # the table: percentages, and says so
+    header = md.read_text().splitlines()[0]
+    assert "| P % | R % | F1 % |" in header
