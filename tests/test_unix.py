@@ -79,8 +79,9 @@ def test_a_reader_that_goes_away_ends_the_command_quietly_with_0(tmp_path):
 @pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600)])
 def test_output_files_get_the_mode_of_the_umask(tmp_path, umask, mode):
     out, md = tmp_path / "r.jsonl", tmp_path / "score.md"
+    source = str(FIXTURES / "mini" / "fmnerg.txt")
     code = (f"import os, sys; os.umask({umask}); from vkel_cli.cli import main\n"
-            f"try:\n    main(['data', 'import', 'fmnerg', {str(FIXTURES / 'mini' / 'fmnerg.txt')!r}, '-o', {str(out)!r}])\n"
+            f"try:\n    main(['data', 'import', 'fmnerg', {source!r}, '-o', {str(out)!r}])\n"
             "except SystemExit:\n    pass\n"
             f"main(['score', '-q', '--markdown', {str(md)!r}, {str(out)!r}])")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
