@@ -9,6 +9,7 @@ Usage: scripts/gen_docs.py [--out DIR]   (default: the repository root)
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import typing
 from pathlib import Path
@@ -56,11 +57,10 @@ def command_tree():
 
 
 def walk(command, path=()):
-    """Yield (path, command) for every node, depth first, in the registered order."""
-    yield path, command
-    for name, sub in getattr(command, "commands", {}).items():
-        if not getattr(sub, "hidden", False):
-            yield from walk(sub, path + (name,))
+    """Yield (path, command) for every node, depth first, in the order `--help` lists them."""
+    from vkel_cli.commands._help import walk as help_walk
+
+    yield from help_walk(command, path)
 
 
 def choices(param) -> list[str]:
@@ -184,18 +184,73 @@ def _metavar(param) -> str:
     if getattr(param, "is_flag", False):
         return ""
     found = choices(param)
-    return "{" + "|".join(found) + "}" if found else param.name.upper()
+    return "{" + "|".join(found) + "}" if found else (param.metavar or param.name.upper())
+
+
+def _argument_usage(arg) -> str:
+    if arg.metavar:
+        return arg.metavar
+    return f"[{arg.name.upper()}]..." if arg.nargs == -1 else arg.name.upper()
+
+
+# Markdown sections of docs/ shown in a page, so each rule is written once: (docs file, heading).
+MAN_SECTIONS = {"score": [("METRIC", "docs/records.md", "## The metric (`vkel score`)")]}
+_ROFF_SYMBOLS = {"≥": "\\(>=", "≤": "\\(<=", "−": "\\-", "–": "\\(en", "—": "\\(em", "…": "..."}
+
+
+def markdown_section(doc: str, heading: str) -> str:
+    """The text under `heading` in a docs/ Markdown file, up to the next heading, as roff paragraphs and
+    bullets (**bold** and `code` become bold)."""
+    lines = (ROOT / doc).read_text().splitlines()
+    start = lines.index(heading) + 1
+    end = next((i for i in range(start, len(lines)) if lines[i].startswith("#")), len(lines))
+    blocks: list[list[str]] = []  # each a paragraph or a bullet: its source lines
+    for line in lines[start:end]:
+        if not line.strip():
+            blocks.append([])
+        elif line.startswith("- ") or not blocks or not blocks[-1]:
+            blocks.append([line])
+        else:
+            blocks[-1].append(line.strip())
+    out = []
+    for block in filter(None, blocks):
+        text = " ".join(block)
+        bullet = text.startswith("- ")
+        text = roff(text[2:] if bullet else text)
+        text = re.sub(r"\*\*(.+?)\*\*|`(.+?)`", lambda m: f"\\fB{m.group(1) or m.group(2)}\\fR", text)
+        for symbol, escape in _ROFF_SYMBOLS.items():
+            text = text.replace(symbol, escape)
+        out += [".IP \\(bu 2" if bullet else ".PP", text]
+    return "\n".join(out)
+
+
+def paragraphs(text: str) -> str:
+    """A docstring's paragraphs as roff paragraphs (its line breaks are only the source's wrapping)."""
+    found = [" ".join(p.split()) for p in re.split(r"\n\s*\n", text) if p.strip()]
+    return "\n.PP\n".join(roff(p) for p in found)
+
+
+def examples_section(examples: list[tuple[str, str]]) -> list[str]:
+    out = [".SH EXAMPLES"]
+    for what, command in examples:
+        out += [".PP", roff(what)] if what else []
+        out += [".RS 4", ".nf", roff(command), ".fi", ".RE"]
+    return out
 
 
 def man_page(path, cmd, version: str, subpages: list[str]) -> str:
+    from vkel_cli.commands._help import EXAMPLES
+
     name = "-".join(("vkel",) + path)
     summary = cmd.get_short_help_str(200) if path else "fine-grained multimodal NER and grounding with VKEL"
     out = [f'.TH {name.upper()} 1 "{DATE}" "vkel {version}" "vkel manual"', ".SH NAME",
            f"{roff(name)} \\- {roff(summary)}", ".SH SYNOPSIS", f".B {roff(' '.join(('vkel',) + path))}"]
     subs = getattr(cmd, "commands", {})
     usage = "[OPTIONS] COMMAND [ARGS]..." if subs else " ".join(
-        ["[OPTIONS]"] + [f"[{a.name.upper()}]..." if a.nargs == -1 else a.name.upper() for a in arguments(cmd)])
-    out += [roff(usage), ".SH DESCRIPTION", roff(cmd.help or summary)]
+        ["[OPTIONS]"] + [_argument_usage(a) for a in arguments(cmd)])
+    out += [roff(usage), ".SH DESCRIPTION", paragraphs(cmd.help or summary)]
+    for title, doc, heading in MAN_SECTIONS.get(" ".join(path), []):
+        out += [f".SH {title}", markdown_section(doc, heading)]
     if subs:
         out.append(".SH COMMANDS")
         for sub_name, sub in subs.items():
@@ -203,7 +258,7 @@ def man_page(path, cmd, version: str, subpages: list[str]) -> str:
     if arguments(cmd):
         out.append(".SH ARGUMENTS")
         for arg in arguments(cmd):
-            out += [".TP", f".I {roff(arg.name.upper())}", roff(arg.help or "")]
+            out += [".TP", f".I {roff(_argument_usage(arg))}", roff(arg.help or "")]
     out.append(".SH OPTIONS")
     for param in options(cmd) + ([] if path else []):
         flags = ", ".join(param.opts + param.secondary_opts)
@@ -213,6 +268,7 @@ def man_page(path, cmd, version: str, subpages: list[str]) -> str:
         out += [".TP", f".B {roff(flags)}" + (f" \\fI{roff(metavar)}\\fR" if metavar else ""),
                 roff((param.help or "") + shown)]
     out += [".TP", ".B \\-h, \\-\\-help", "Show the help and exit."]
+    out += examples_section(EXAMPLES.get(" ".join(path), []))
     out.append(".SH EXIT STATUS")
     for code, text in EXIT_STATUS:
         out += [".TP", f".B {code}", roff(text)] if code else [".PP", roff(text)]

@@ -11,9 +11,11 @@ import typer
 
 from . import __version__
 from .commands import COMMANDS
+from .commands._help import PipelineGroup
 
 app = typer.Typer(
     name="vkel",
+    cls=PipelineGroup,  # pipeline order, one-line summaries, examples
     help="Fine-grained multimodal named entity recognition and grounding (FMNERG) with VKEL.\n\n"
     "Every subcommand reads JSONL records (one tweet each) and writes them on stdout, adding its own "
     "fields and passing every other field through untouched.",

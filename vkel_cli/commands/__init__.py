@@ -2,19 +2,20 @@
 function elsewhere in the package; heavy libraries are imported inside the stage, never here.
 
 COMMANDS lists (name, module, attribute): a `typer.Typer` attribute becomes a command group,
-a function a single command. cli.py registers them in this order.
+a function a single command. `vkel --help` lists them in this order, the pipeline's: data, the
+stages in the order they run, scoring, the analysis commands, then env.
 """
 
 COMMANDS: list[tuple[str, str, str]] = [
     ("data", "data", "app"),
-    ("score", "score", "score_cli"),
-    ("ceiling", "ceiling", "ceiling_cli"),
-    ("knowledge", "knowledge", "knowledge_cli"),
-    ("vote", "vote", "vote_cli"),
     ("augment", "augment", "augment_cli"),
-    ("env", "env", "env_cli"),
-    ("detect", "detect", "detect_cli"),
+    ("models", "models", "app"),
     ("train", "train", "train_cli"),
     ("predict", "predict", "predict_cli"),
-    ("models", "models", "app"),
+    ("detect", "detect", "detect_cli"),
+    ("knowledge", "knowledge", "knowledge_cli"),
+    ("vote", "vote", "vote_cli"),
+    ("score", "score", "score_cli"),
+    ("ceiling", "ceiling", "ceiling_cli"),
+    ("env", "env", "env_cli"),
 ]

@@ -8,7 +8,7 @@ import typer
 
 LLMConfig = Annotated[
     Optional[str],
-    typer.Option("--llm-config", help="TOML file of LLM endpoints ([[llm]] or [llm.NAME] tables; see "
+    typer.Option("--llm-config", metavar="FILE", help="TOML file of LLM endpoints ([[llm]] or [llm.NAME] tables; see "
                  "docs/knowledge.md). Default: $VKEL_LLM_CONFIG when no --llm is given."),
 ]
 LLMInline = Annotated[

@@ -30,9 +30,10 @@ def _stdin_is_terminal(stream) -> bool:
 Inputs = Annotated[
     Optional[list[str]],
     typer.Argument(help="Record files (JSONL; .gz read transparently). None or '-' reads stdin.", show_default=False,
-                   callback=_fed),
+                   callback=_fed, metavar="[FILE]..."),
 ]
-Output = Annotated[str, typer.Option("--output", "-o", help="Write records here (atomically) instead of stdout.")]
+Output = Annotated[str, typer.Option("--output", "-o", metavar="FILE",
+                                     help="Write records here (atomically) instead of stdout.")]
 OnErrorMode = Literal["fail", "skip", "ignore"]
 OnError = Annotated[
     OnErrorMode,
@@ -43,7 +44,8 @@ OnError = Annotated[
     ),
 ]
 ImageRoot = Annotated[
-    Optional[str], typer.Option("--image-root", help="Directory that relative `image` paths are resolved against.")
+    Optional[str],
+    typer.Option("--image-root", metavar="DIR", help="Directory that relative `image` paths are resolved against."),
 ]
 AllowPrivateUrls = Annotated[bool, typer.Option(
     "--allow-private-urls", envvar="VKEL_ALLOW_PRIVATE_URLS",

@@ -15,21 +15,21 @@ def augment_cli(
         help="Image source. google: Custom Search JSON API ($VKEL_GOOGLE_API_KEY, $VKEL_GOOGLE_CSE_ID). "
              "local: --index maps record ids or queries to image files/URLs. urls: --index maps record ids to URLs."
     )] = "google",
-    index: Annotated[Optional[str], typer.Option("--index", help="Index file for --retriever local|urls.")] = None,
+    index: Annotated[Optional[str], typer.Option("--index", metavar="FILE", help="Index file for --retriever local|urls.")] = None,
     search_url: Annotated[Optional[str], typer.Option(
         "--search-url", help="Custom Search endpoint (default $VKEL_GOOGLE_BASE_URL, else Google's).")] = None,
     image_dir: Annotated[Optional[str], typer.Option(
-        "--image-dir", help="Where downloaded images are stored, content-addressed [default: <vkel cache>/images].")
+        "--image-dir", metavar="DIR", help="Where downloaded images are stored, content-addressed [default: <vkel cache>/images].")
     ] = None,
     relative: Annotated[bool, typer.Option(
         "--relative", help="Write `image` relative to --image-dir (use it as --image-root later) instead of "
                            "an absolute path.")] = False,
     candidates: Annotated[int, typer.Option("--candidates", min=1, help="Candidate images per sentence.")] = 5,
     clip_model: Annotated[str, typer.Option(
-        "--clip-model", help="open_clip architecture name, or a directory with open_clip_config.json + weights.")
+        "--clip-model", metavar="NAME|DIR", help="open_clip architecture name, or a directory with open_clip_config.json + weights.")
     ] = "ViT-L-14",
     clip_pretrained: Annotated[str, typer.Option(
-        "--clip-pretrained", help="open_clip weights tag (e.g. openai), a checkpoint file, or none (random).")
+        "--clip-pretrained", metavar="TAG|FILE", help="open_clip weights tag (e.g. openai), a checkpoint file, or none (random).")
     ] = "openai",
     threshold: Annotated[float, typer.Option(
         "--threshold", help="Keep the top-1 candidate only if its cosine similarity is at least this.")] = 0.3,
@@ -53,8 +53,10 @@ def augment_cli(
     allow_private_urls: AllowPrivateUrls = False,
     on_error: OnError = "fail",
 ):
-    """Pair each sentence with its best retrieved image (CLIP cosine >= --threshold); records that find none
-    are dropped and counted on stderr. Mix with the originals with `cat`."""
+    """Pair text-only sentences with retrieved images.
+
+    Synthetic stage-1 data: each sentence gets its best retrieved image (CLIP cosine >= --threshold);
+    records that find none are dropped and counted on stderr. Mix with the originals with `cat`."""
     allow_private(allow_private_urls)
     from ..augment import AugmentStats, augment, sample_size
     from ..clip import OpenClipScorer

@@ -24,11 +24,13 @@ def ceiling_cli(
     = "2,5,10,15,20",
     iou: Annotated[str, typer.Option("--iou", help="IoU threshold(s), comma-separated.")] = "0.5",
     by_type: Annotated[bool, typer.Option("--by-type", help="Add rows per coarse type.")] = False,
-    markdown: Annotated[Optional[str], typer.Option("--markdown", help="Also write a Markdown table here.")] = None,
+    markdown: Annotated[Optional[str], typer.Option("--markdown", metavar="FILE", help="Also write a Markdown table here.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No table on stderr.")] = False,
     on_error: OnError = "fail",
 ):
-    """Grounding ceiling of detected `objects` (Table I): for each K and IoU threshold, the share of
+    """Grounding ceiling of detected objects (Table I).
+
+    For each K and IoU threshold, the share of
     groundable gold entities with an object among the top K (by score) at IoU >= the threshold. One JSON
     line per (IoU, type, K) on stdout; a table on stderr."""
     import sys

@@ -11,7 +11,7 @@ import_app = typer.Typer(help="Turn a dataset file into records (JSONL on stdout
 app.add_typer(import_app, name="import")
 
 XmlDir = Annotated[
-    Optional[str], typer.Option("--xml-dir", help="Twitter-GMNER v2 Pascal-VOC XML files (<IMGID>.xml).")
+    Optional[str], typer.Option("--xml-dir", metavar="DIR", help="Twitter-GMNER v2 Pascal-VOC XML files (<IMGID>.xml).")
 ]
 
 
@@ -37,32 +37,36 @@ def _import_benchmark(which: str, txt: str, xml_dir, image_root, output: str, on
 
 @import_app.command("fmnerg")
 def fmnerg_cli(
-    txt: Annotated[str, typer.Argument(help="Fine-grained CoNLL file (token, coarse BIO, fine BIO); '-' for stdin.")],
+    txt: Annotated[str, typer.Argument(metavar="FILE", help="Fine-grained CoNLL file (token, coarse BIO, fine BIO); '-' for stdin.")],
     xml_dir: XmlDir = None,
     image_root: ImageRoot = None,
     output: Output = "-",
     on_error: OnError = "fail",
 ):
-    """FMNERG benchmark: fine-grained CoNLL + XML boxes -> records with entities and pixel boxes."""
+    """Import the FMNERG benchmark (fine-grained CoNLL + XML boxes).
+
+    Each tweet becomes a record with its entities, coarse and fine types and pixel boxes."""
     _import_benchmark("fmnerg", txt, xml_dir, image_root, output, on_error)
 
 
 @import_app.command("gmner")
 def gmner_cli(
-    txt: Annotated[str, typer.Argument(help="Coarse GMNER CoNLL file (token, BIO of PER/LOC/ORG/OTHER).")],
+    txt: Annotated[str, typer.Argument(metavar="FILE", help="Coarse GMNER CoNLL file (token, BIO of PER/LOC/ORG/OTHER).")],
     xml_dir: XmlDir = None,
     image_root: ImageRoot = None,
     output: Output = "-",
     on_error: OnError = "fail",
 ):
-    """Twitter-GMNER: coarse CoNLL + XML boxes -> records (fine types null)."""
+    """Import Twitter-GMNER (coarse CoNLL + XML boxes).
+
+    Records as for fmnerg, with fine types null."""
     _import_benchmark("gmner", txt, xml_dir, image_root, output, on_error)
 
 
 @import_app.command("vkel-output")
 def vkel_output_cli(
-    file: Annotated[str, typer.Argument(help="JSONL of generations with an `output` field, one per gold record.")],
-    gold: Annotated[str, typer.Option("--gold", help="The gold records, in the same order.")],
+    file: Annotated[str, typer.Argument(metavar="FILE", help="JSONL of generations with an `output` field, one per gold record.")],
+    gold: Annotated[str, typer.Option("--gold", metavar="FILE", help="The gold records, in the same order.")],
     stage: Annotated[
         Literal["auto", "1", "2"], typer.Option("--stage", help="Which sequence format; auto decides per line.")
     ] = "auto",
@@ -70,7 +74,10 @@ def vkel_output_cli(
     output: Output = "-",
     on_error: OnError = "fail",
 ):
-    """LLaVA generations -> gold records carrying `stage1` or `predictions` (parse notes in meta)."""
+    """Import LLaVA generations beside the gold records.
+
+    Generations of the original VKEL (LLaVA) code; each gold record gets `stage1` or `predictions`
+    (parse notes in meta)."""
     from ..data.vkel_output import import_outputs
     from ..errors import ErrorPolicy
 
@@ -89,7 +96,9 @@ import_app.command("riveg")(riveg_cli)
 
 @app.command("stats")
 def stats_cli(inputs: Inputs = None, on_error: OnError = "fail"):
-    """One JSON line: tweets, entities, groundable, boxes, by_coarse (the paper's Table II/III)."""
+    """Corpus statistics as one JSON line.
+
+    tweets, entities, groundable, boxes, by_coarse (the paper's Table II/III)."""
     import orjson
 
     from ..data.stats import stats

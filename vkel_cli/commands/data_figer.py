@@ -8,17 +8,19 @@ from ._options import OnError, Output
 
 
 def figer_cli(
-    file: Annotated[str, typer.Argument(help="FIGER CoNLL (`token<TAB>B-/type,/type2`) or JSONL (tokens + "
+    file: Annotated[str, typer.Argument(metavar="FILE", help="FIGER CoNLL (`token<TAB>B-/type,/type2`) or JSONL (tokens + "
                                              "entities with `types`); '-' for stdin; .gz read transparently.")],
     type_map: Annotated[Optional[str], typer.Option(
-        "--type-map", help="JSON mapping FIGER types to coarse/fine types (default: the shipped map).")] = None,
+        "--type-map", metavar="FILE", help="JSON mapping FIGER types to coarse/fine types (default: the shipped map).")] = None,
     max_tokens: Annotated[int, typer.Option("--max-tokens", min=1,
                                             help="Drop sentences longer than this many tokens.")] = 26,
     id_prefix: Annotated[str, typer.Option("--id-prefix", help="Record ids are PREFIX-<sentence number>.")] = "figer",
     output: Output = "-",
     on_error: OnError = "fail",
 ):
-    """FIGER text NER -> records with mapped entities (image null, boxes []); drop counts on stderr."""
+    """Import FIGER text-only NER as records for vkel augment.
+
+    FIGER types are mapped to the 8/51 types; image null, boxes []; drop counts on stderr."""
     from ..data.figer import ImportCounts, import_figer, load_type_map
     from ..errors import ErrorPolicy
     from ..progress import log

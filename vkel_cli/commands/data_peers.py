@@ -7,8 +7,8 @@ import typer
 
 from ._options import OnError, Output
 
-PredictionFile = Annotated[str, typer.Argument(help="The system's prediction file; '-' for stdin.")]
-Gold = Annotated[str, typer.Option("--gold", help="The gold records (from `vkel data import gmner|fmnerg`).")]
+PredictionFile = Annotated[str, typer.Argument(metavar="FILE", help="The system's prediction file; '-' for stdin.")]
+Gold = Annotated[str, typer.Option("--gold", metavar="FILE", help="The gold records (from `vkel data import gmner|fmnerg`).")]
 
 
 def _run(records, counts, name: str, output: str, policy) -> None:
@@ -31,7 +31,9 @@ def e2e_gmner_cli(
     output: Output = "-",
     on_error: OnError = "fail",
 ):
-    """E2E-GMNER predictions (one JSON line per gold record, in order) -> gold records with `predictions`."""
+    """Import E2E-GMNER predictions beside the gold records.
+
+    One JSON line per gold record, in order; each gold record gets `predictions`."""
     from ..data.e2e_gmner import PeerCounts, import_e2e_gmner
     from ..errors import ErrorPolicy
 
@@ -45,8 +47,10 @@ def riveg_cli(
     output: Output = "-",
     on_error: OnError = "fail",
 ):
-    """RiVEG predictions (`IMAGE###entity(TYPE)###...###&[x1, y1, x2, y2]`, joined by image id) -> gold records
-    with `predictions`."""
+    """Import RiVEG predictions beside the gold records.
+
+    Lines `IMAGE###entity(TYPE)###...###&[x1, y1, x2, y2]`, joined by image id; each gold record gets
+    `predictions`."""
     from ..data.e2e_gmner import PeerCounts
     from ..data.riveg import import_riveg
     from ..errors import ErrorPolicy

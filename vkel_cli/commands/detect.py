@@ -12,13 +12,13 @@ def detect_cli(
     backend: Annotated[Literal["mmdet", "rtdetr"], typer.Option(
         "--backend", help="mmdet: RTMDet through OpenMMLab (needs `make install-mmdet`). rtdetr: transformers' "
         "RT-DETR.")] = "mmdet",
-    config: Annotated[str, typer.Option("--config", help="mmdet: a config file, or the name of a config shipped "
+    config: Annotated[str, typer.Option("--config", metavar="FILE|NAME", help="mmdet: a config file, or the name of a config shipped "
                                         "with mmdet (rtmdet_tiny_8xb32-300e_coco, rtmdet_l_8xb32-300e_coco, ...).")
                       ] = "rtmdet_tiny_8xb32-300e_coco",
-    checkpoint: Annotated[str, typer.Option("--checkpoint", help="mmdet weights: a path, a URL, `released` (the "
+    checkpoint: Annotated[str, typer.Option("--checkpoint", metavar="PATH|URL", help="mmdet weights: a path, a URL, `released` (the "
                                             "URL mmdet publishes for a shipped config) or `none` (random weights).")
                           ] = "released",
-    model: Annotated[Optional[str], typer.Option("--model", help="rtdetr: hub id or local directory "
+    model: Annotated[Optional[str], typer.Option("--model", metavar="DIR|ID", help="rtdetr: hub id or local directory "
                                                  "[default: PekingU/rtdetr_r50vd].")] = None,
     top_k: Annotated[int, typer.Option("--top-k", min=0, help="Keep this many objects per image, best first.")] = 5,
     score_threshold: Annotated[float, typer.Option("--score-threshold", min=0.0, max=1.0,
@@ -34,7 +34,9 @@ def detect_cli(
     allow_private_urls: AllowPrivateUrls = False,
     on_error: OnError = "fail",
 ):
-    """Detect objects in each record's image and add `objects`: [{label, score, box}] (box in pixels)."""
+    """Detect objects in each record's image for the stage-2 prompt.
+
+    Adds `objects`: [{label, score, box}] (box in pixels), best first."""
     allow_private(allow_private_urls)
     from ..detect.base import DetectorOptions, create
     from ..detect.run import DetectSettings, detect_records

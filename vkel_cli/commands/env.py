@@ -9,7 +9,9 @@ def env_cli(
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
     no_device: Annotated[bool, typer.Option("--no-device", help="Do not import torch to probe the device.")] = False,
 ):
-    """Print versions of the stack, the compute device and cache paths (to stdout: it is the report)."""
+    """Print versions, the compute device and cache paths.
+
+    To stdout: it is the report, for bug reports."""
     import json
 
     from ..env_info import collect

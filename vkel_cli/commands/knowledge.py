@@ -23,7 +23,7 @@ def knowledge_cli(
                      "the record has it, else entities."),
     ] = "auto",
     templates: Annotated[
-        Optional[str], typer.Option("--templates", help="JSON file of prompt templates overriding the shipped ones "
+        Optional[str], typer.Option("--templates", metavar="FILE", help="JSON file of prompt templates overriding the shipped ones "
                                     "(same format; types it lists replace the shipped ones).")
     ] = None,
     only: Annotated[
@@ -33,7 +33,9 @@ def knowledge_cli(
     no_cache: NoCache = False,
     max_tokens: MaxTokens = None,
 ):
-    """Ask every configured LLM how each entity looks; writes knowledge[entity][llm name].
+    """Ask several LLMs how each entity looks.
+
+    Every configured LLM answers; writes knowledge[entity][llm name].
 
     Calls run concurrently (bounded per LLM); answers are cached, so a re-run or a resumed run makes
     no repeated calls. A token ledger is printed on stderr at the end."""

@@ -4,12 +4,12 @@ from typing import Annotated, Literal
 
 import typer
 
-app = typer.Typer(help="Model utilities.", no_args_is_help=True)
+app = typer.Typer(help="Model utilities: tiny random checkpoints.", no_args_is_help=True)
 
 
 @app.command("tiny")
 def tiny_cli(
-    out_dir: Annotated[str, typer.Argument(help="Directory to create (must be absent or empty).")],
+    out_dir: Annotated[str, typer.Argument(metavar="DIR", help="Directory to create (must be absent or empty).")],
     backbone: Annotated[
         Literal["llava", "qwen2.5-vl", "llama", "clip"],
         typer.Option("--backbone", help="llava / qwen2.5-vl: image-text models for train/predict; llama: a text-only "
@@ -17,8 +17,10 @@ def tiny_cli(
     ] = "llava",
     seed: Annotated[int, typer.Option("--seed", help="Seed of the random weights.")] = 0,
 ):
-    """Write a tiny random checkpoint (config, safetensors weights, tokenizer, processor) that loads with
-    `--model DIR` like a hub checkpoint. Its outputs are random: it is for testing pipelines, not for use."""
+    """Write a tiny random checkpoint for smoke tests.
+
+    Config, safetensors weights, tokenizer and processor that load with `--model DIR` like a hub
+    checkpoint. Its outputs are random: it is for testing pipelines, not for use."""
     from ..models.tiny import build_tiny
     from ..progress import log
 

@@ -13,9 +13,9 @@ def predict_cli(
     inputs: Inputs = None,
     stage: Annotated[int, typer.Option("--stage", min=1, max=2, help="1: adds `stage1`. 2: adds `predictions` "
                                        "(needs `stage1`; uses `visual_knowledge` and `objects`).")] = 1,
-    model: Annotated[Optional[str], typer.Option("--model", help="Base model: hub id or local dir (local engine)."
+    model: Annotated[Optional[str], typer.Option("--model", metavar="DIR|ID", help="Base model: hub id or local dir (local engine)."
                                                  )] = None,
-    adapter: Annotated[Optional[str], typer.Option("--adapter", help="A `vkel train` run directory (LoRA "
+    adapter: Annotated[Optional[str], typer.Option("--adapter", metavar="DIR", help="A `vkel train` run directory (LoRA "
                                                    "adapter); none: the base model alone.")] = None,
     backbone: Annotated[str, typer.Option("--backbone", help="llava, qwen2.5-vl or auto.")] = "auto",
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Records per generate call.")] = 8,
@@ -41,7 +41,9 @@ def predict_cli(
     allow_private_urls: AllowPrivateUrls = False,
     on_error: OnError = "fail",
 ):
-    """Generate with the stage's prompt and parse the answer: `stage1` = [{text, coarse}] or
+    """Generate stage 1 or 2 answers and parse them.
+
+    Each record gets `stage1` = [{text, coarse}] or
     `predictions` = [{text, coarse, fine, box}] (box in pixels), raw text in meta.generation."""
     allow_private(allow_private_urls)
     if no_stage1 and stage != 2:

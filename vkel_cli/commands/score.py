@@ -19,7 +19,7 @@ def _thresholds(value: str) -> list[float]:
 
 def score_cli(
     inputs: Inputs = None,
-    gold: Annotated[Optional[str], typer.Option("--gold", help="Gold records; then inputs are predictions "
+    gold: Annotated[Optional[str], typer.Option("--gold", metavar="FILE", help="Gold records; then inputs are predictions "
                                                 "joined by `id`.")] = None,
     pred_field: Annotated[str, typer.Option("--pred-field", help="Field holding the predictions "
                                             "(`predictions`, or `stage1`).")] = "predictions",
@@ -29,12 +29,14 @@ def score_cli(
                                      "(e.g. 0.1,0.3,0.5,0.7,0.9,1.0).")] = "0.5",
     by_type: Annotated[bool, typer.Option("--by-type", help="Add rows per coarse type.")] = False,
     ignore_case: Annotated[bool, typer.Option("--ignore-case", help="Compare entity texts case-insensitively.")] = False,
-    markdown: Annotated[Optional[str], typer.Option("--markdown", help="Also write a Markdown table here.")] = None,
+    markdown: Annotated[Optional[str], typer.Option("--markdown", metavar="FILE", help="Also write a Markdown table here.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No table on stderr.")] = False,
     on_error: OnError = "fail",
 ):
-    """Score predictions against gold: one JSON line per task, IoU threshold and type on stdout;
-    a table on stderr."""
+    """FMNERG/FMNER/EEG precision, recall and F1.
+
+    Scores predictions against gold: one JSON line per task, IoU threshold and type on stdout;
+    a table on stderr. `man vkel-score` defines the metric."""
     import sys
 
     import orjson

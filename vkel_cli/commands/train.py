@@ -17,8 +17,8 @@ def train_cli(
     inputs: Inputs = None,
     stage: Annotated[int, typer.Option("--stage", min=1, max=2, help="1: entities and coarse types. 2: fine "
                                        "types and boxes (input: stage-1 entities, knowledge, objects).")] = 1,
-    model: Annotated[str, typer.Option("--model", help="Base model: hub id or local dir.")] = "llava-hf/llava-1.5-7b-hf",
-    output_dir: Annotated[Optional[str], typer.Option("--output-dir", help="The run directory (adapter, processor, "
+    model: Annotated[str, typer.Option("--model", metavar="DIR|ID", help="Base model: hub id or local dir.")] = "llava-hf/llava-1.5-7b-hf",
+    output_dir: Annotated[Optional[str], typer.Option("--output-dir", metavar="DIR", help="The run directory (adapter, processor, "
                           "train_args.json, metrics.jsonl, checkpoints); required but with --dry-run.",
                           show_default=False)] = None,
     backbone: Annotated[str, typer.Option("--backbone", help="llava, qwen2.5-vl, or auto (from the model's "
@@ -61,7 +61,7 @@ def train_cli(
                                         "its local GPU).")] = "auto",
     gradient_checkpointing: Annotated[bool, typer.Option("--gradient-checkpointing")] = False,
     num_workers: Annotated[int, typer.Option("--num-workers", min=0, help="DataLoader worker processes.")] = 0,
-    eval_file: Annotated[Optional[str], typer.Option("--eval-file", help="Dev records (gold `entities`; stage 2: "
+    eval_file: Annotated[Optional[str], typer.Option("--eval-file", metavar="FILE", help="Dev records (gold `entities`; stage 2: "
                          "the inputs predict reads): generate and score on them, keep the best adapter.")] = None,
     eval_steps: Annotated[Optional[int], typer.Option("--eval-steps", min=1, help="Evaluate every N steps and at "
                           "the last [default: at the end of each epoch].")] = None,
@@ -80,7 +80,9 @@ def train_cli(
     allow_private_urls: AllowPrivateUrls = False,
     on_error: OnError = "fail",
 ):
-    """Train a LoRA adapter for stage 1 or 2 on gold records (with `entities`); write a run directory.
+    """Train a LoRA adapter for stage 1 or 2.
+
+    Reads gold records (with `entities`); writes a run directory.
 
     Under `torchrun --nproc-per-node N -m vkel_cli train ...` give the records as files (every process
     reads them)."""

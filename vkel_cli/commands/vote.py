@@ -26,12 +26,14 @@ def vote_cli(
     llm_config: LLMConfig = None,
     llm: LLMInline = None,
     templates: Annotated[
-        Optional[str], typer.Option("--templates", help="The --templates file given to `vkel knowledge`, if any.")
+        Optional[str], typer.Option("--templates", metavar="FILE", help="The --templates file given to `vkel knowledge`, if any.")
     ] = None,
     no_cache: NoCache = False,
     max_tokens: MaxTokens = None,
 ):
-    """Reconcile knowledge[entity][llm] into visual_knowledge[entity] (votes kept in meta.vote)."""
+    """Reconcile the LLMs' answers into visual knowledge.
+
+    knowledge[entity][llm] -> visual_knowledge[entity] (votes kept in meta.vote)."""
     from .. import vote
     from ..errors import VkelError
     from ..knowledge import load_templates
