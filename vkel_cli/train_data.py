@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 import orjson
 
-from . import hierarchy, images, prompts
+from . import hierarchy, images, prompts, unix
 from .errors import ErrorPolicy, VkelError
 from .progress import log
 
@@ -296,6 +296,7 @@ class SpooledExamples:
         """Prepare and spool the examples of `pairs`; `check` (a LengthCheck) runs on each; the counts
         are logged and kept as `.counts`."""
         run_dir = tempfile.mkdtemp(prefix="vkel-train-", dir=directory)
+        unix.register_temporary(run_dir)  # removed on SIGINT/SIGTERM too, even when the exit is forced
         path = os.path.join(run_dir, "examples.jsonl")
         counts = ExampleCounts()
         offsets: list[int] = []
@@ -309,6 +310,7 @@ class SpooledExamples:
                     position += len(line)
         except BaseException:
             shutil.rmtree(run_dir, ignore_errors=True)
+            unix.forget_temporary(run_dir)
             raise
         log(counts.summary())
         return cls(path, offsets, position, counts, run_dir)
@@ -332,6 +334,7 @@ class SpooledExamples:
         self._fd = None
         if self.directory and os.path.isdir(self.directory):
             shutil.rmtree(self.directory, ignore_errors=True)
+            unix.forget_temporary(self.directory)
         elif os.path.exists(self.path):
             os.unlink(self.path)
 
