@@ -16,6 +16,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("knowledge", "knowledge", "knowledge_cli"),
     ("vote", "vote", "vote_cli"),
     ("score", "score", "score_cli"),
+    ("report", "report", "report_cli"),
     ("ceiling", "ceiling", "ceiling_cli"),
     ("env", "env", "env_cli"),
 ]
