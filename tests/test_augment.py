@@ -52,6 +52,7 @@ def world(tmp_path, monkeypatch):
     candidates all fail, one with no result, one below threshold, one plain."""
     monkeypatch.setenv("VKEL_GOOGLE_API_KEY", "test-key-abcdef")
     monkeypatch.setenv("VKEL_GOOGLE_CSE_ID", "cse")
+    monkeypatch.setenv("VKEL_ALLOW_PRIVATE_URLS", "1")  # the candidates are on the loopback address
     with ImageServer() as srv:
         bad = srv.add_bad_ones()
         red, blue, green = (srv.image(f"/img/{c}.jpg", c) for c in ("red", "blue", "green"))

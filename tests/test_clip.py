@@ -79,6 +79,10 @@ def test_augment_cli_local_and_google(tiny_clip, vkel, tmp_path):
                "VKEL_GOOGLE_BASE_URL": srv.url + "/customsearch/v1"}
         args = ["augment", "--clip-model", tiny_clip, "--threshold", "-1", "--image-dir", tmp_path / "store",
                 "--relative", "--retries", "0"]
+        refused = vkel(*args, input=imported.stdout, env=env)  # loopback candidates without the opt-in
+        assert refused.code == 0 and refused.records() == [] and "blocked_address 2" in refused.stderr
+        assert set(srv.hits) == {"/customsearch/v1"}  # the searches only: no candidate was fetched
+        args.append("--allow-private-urls")
         result = vkel(*args, input=imported.stdout, env=env)
         assert result.code == 0, result.stderr
         assert [r["id"] for r in result.records()] == ["figer-4"]
