@@ -166,7 +166,9 @@ class DevSelection(TrainerCallback):
                 save_adapter(model, self.run_dir)
         row = {f"eval_{key}": value for key, value in metrics.items()}
         row["eval_best_step"] = state.best_global_step
+        should_log = control.should_log  # Trainer.log clears it: this step's loss would go unlogged
         self.trainer.log(row)
+        control.should_log = self.trainer.control.should_log = should_log
         if state.is_world_process_zero:
             log(f"dev at step {state.global_step}: {self.settings.metric} {value:.4f} "
                 f"(best {state.best_metric:.4f} at step {state.best_global_step})")

@@ -61,8 +61,9 @@ def train_cli(
                                         "its local GPU).")] = "auto",
     gradient_checkpointing: Annotated[bool, typer.Option("--gradient-checkpointing")] = False,
     num_workers: Annotated[int, typer.Option("--num-workers", min=0, help="DataLoader worker processes.")] = 0,
-    eval_file: Annotated[Optional[str], typer.Option("--eval-file", metavar="FILE", help="Dev records (gold `entities`; stage 2: "
-                         "the inputs predict reads): generate and score on them, keep the best adapter.")] = None,
+    eval_file: Annotated[Optional[str], typer.Option("--eval-file", metavar="FILE", help="Dev records (gold "
+                         "`entities`; stage 2: the inputs predict reads): generate and score on them, keep the best "
+                         "adapter.")] = None,
     eval_steps: Annotated[Optional[int], typer.Option("--eval-steps", min=1, help="Evaluate every N steps and at "
                           "the last [default: at the end of each epoch].")] = None,
     select_metric: Annotated[Optional[SelectMetric], typer.Option("--select-metric", help="The dev score that "
@@ -110,7 +111,9 @@ def train_cli(
         noise=noise, top_k=top_k, joint=joint, knowledge=not no_knowledge, objects=not no_objects, seed=seed,
         save_steps=save_steps, logging_steps=logging_steps, resume=resume, overwrite=overwrite, dtype=dtype,
         device=device, gradient_checkpointing=gradient_checkpointing, num_workers=num_workers,
-        image_root=image_root, no_stage1=no_stage1,
+        image_root=image_root, no_stage1=no_stage1, eval_file=eval_file, eval_steps=eval_steps,
+        select_metric=select_metric, early_stop=early_stop, eval_batch_size=eval_batch_size,
+        eval_max_new_tokens=eval_max_new_tokens, report_to=report_to, attn_implementation=attn_implementation,
     )
     policy = ErrorPolicy(on_error)
     if dry_run:
