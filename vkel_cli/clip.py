@@ -53,11 +53,9 @@ class Scorer(ABC):
 
 
 def resolve_device(device: str = "auto") -> str:
-    import torch
+    from .device import resolve_device as resolve
 
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
+    return resolve(device, mps=False)
 
 
 class OpenClipScorer(Scorer):

@@ -4,6 +4,7 @@ from typing import Annotated, Literal, Optional
 
 import typer
 
+from ..device import Dtype
 from ._options import AllowPrivateUrls, ImageRoot, Inputs, OnError, Output, allow_private
 
 
@@ -27,8 +28,8 @@ def detect_cli(
     workers: Annotated[int, typer.Option("--workers", min=1, help="Image-decoding threads (run alongside "
                                          "inference).")] = 4,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
-    dtype: Annotated[str, typer.Option("--dtype", help="auto (float16 on CUDA, float32 on CPU), float32, float16, "
-                                       "bfloat16.")] = "auto",
+    dtype: Annotated[Dtype, typer.Option("--dtype", help="auto (fp16 on CUDA, fp32 on CPU), bf16, fp16, fp32 "
+                                         "(bfloat16/float16/float32 accepted).")] = "auto",
     image_root: ImageRoot = None,
     output: Output = "-",
     allow_private_urls: AllowPrivateUrls = False,

@@ -69,26 +69,17 @@ def create(name: str, options: DetectorOptions) -> Detector:
 
 
 def resolve_device(device: str) -> str:
-    """`auto` -> cuda when available, else cpu; anything else is passed to torch as is."""
-    import torch
+    """The shared device rule (vkel_cli/device.py) without Apple's mps, which the detectors do not support."""
+    from ..device import resolve_device as resolve
 
-    if device in ("auto", "", None):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise VkelError(f"--device {device}: CUDA is not available on this machine (use --device cpu)")
-    return device
+    return resolve(device, mps=False)
 
 
 def resolve_dtype(dtype: str, device: str):
-    """`auto` -> float16 on CUDA, float32 on CPU; else a torch dtype by name."""
-    import torch
+    """The shared dtype vocabulary; `auto` is fp16 on CUDA (what the detectors are run in), fp32 elsewhere."""
+    from ..device import resolve_dtype as resolve
 
-    if dtype in ("auto", "", None):
-        return torch.float16 if device.startswith("cuda") else torch.float32
-    value = getattr(torch, dtype, None)
-    if not isinstance(value, torch.dtype) or not value.is_floating_point:
-        raise VkelError(f"--dtype {dtype!r} is not a floating-point torch dtype (float32, float16, bfloat16)")
-    return value
+    return resolve(dtype, device, cuda_auto="fp16")
 
 
 def select(detections: Sequence[Detection], size: Sequence[int], top_k: int, score_threshold: float) -> list[dict]:

@@ -48,7 +48,9 @@ class LocalEndpoint(Endpoint):
                 model = AutoModelForCausalLM.from_pretrained(self.path)
             except (OSError, ValueError) as err:
                 raise VkelError(f"LLM {self.name!r}: cannot load a causal LM from {self.path}: {err}") from None
-            device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+            from ..device import resolve_device
+
+            device = resolve_device(self.device, mps=False)
             model.to(device).eval()
             self._loaded = (torch, tokenizer, model, device)
         return self._loaded
