@@ -21,13 +21,21 @@ def detect_stage(text: str) -> int | None:
     return 1 if " is a" in lowered else None
 
 
+# Where each trainer's prediction file keeps the generated text: vkel/VKEL (`output`), LLaMA-Factory's
+# generated_predictions.jsonl (`predict`), ms-swift's `swift infer` result (`response`), LLaVA's
+# model_vqa answers (`text`); the first string found is the generation.
+GENERATION_FIELDS = ("output", "predict", "response", "text")
+
+
 def _outputs(path: str) -> Iterator[Item]:
     for where, line in iter_nonblank(path):
         try:
             item = load_object(strip_bom(line, where.line), where)
-            if not isinstance(item.get("output"), str):
-                raise VkelError("expected an object with a string `output`", str(where))
-            yield item["output"], str(where)
+            text = next((item[key] for key in GENERATION_FIELDS if isinstance(item.get(key), str)), None)
+            if text is None:
+                raise VkelError("expected an object with a string `output` (or `predict`, `response`, `text`)",
+                                str(where))
+            yield text, str(where)
         except VkelError as err:
             yield err, str(where)
 
