@@ -17,6 +17,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("vote", "vote", "vote_cli"),
     ("score", "score", "score_cli"),
     ("report", "report", "report_cli"),
+    ("export", "export", "export_cli"),
     ("ceiling", "ceiling", "ceiling_cli"),
     ("env", "env", "env_cli"),
 ]
