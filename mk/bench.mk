@@ -15,3 +15,6 @@ ifeq ($(BENCH_DEMO),1)
 endif
 	VKEL_DEMO_TIMING=$(BENCH_DEMO_DIR)/timing.tsv $(PY) scripts/bench_report.py -o BENCHMARKS.md \
 	  $(if $(BENCH_ONLY),--only $(BENCH_ONLY))
+	@if [ -s $(BENCH_DEMO_DIR)/timing.tsv ]; then \
+	  $(PY) scripts/plot_sweeps.py timing --title 'demo: seconds per stage' -o benchmarks/demo-timing \
+	    $(BENCH_DEMO_DIR)/timing.tsv && echo "bench: benchmarks/demo-timing.png, .svg"; fi

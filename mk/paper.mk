@@ -203,26 +203,36 @@ table-vi: $(TABLES)/table-vi.md ## Table VI: ablations (w/o synthetic data, visu
 $(TABLES)/table-vi.md: $(call metrics_of,$(call systems_of,$(TABLE_VI))) scripts/metrics_table.py
 	$(call table_recipe,Table VI: ablations (IoU 0.5),$(TABLE_VI))
 
-table-ix: $(TABLES)/table-ix.md ## Table IX: VKEL at IoU 0.1 ... 1.0
+table-ix: $(TABLES)/table-ix.md $(TABLES)/table-ix.png ## Table IX: VKEL at IoU 0.1 ... 1.0 (+ .png/.svg figure)
 $(TABLES)/table-ix.md: $(OUT)/vkel/metrics.jsonl scripts/metrics_table.py
 	@mkdir -p $(@D)
 	$(PY) scripts/metrics_table.py --by-iou --title 'Table IX: IoU thresholds' $< > $@.tmp && mv $@.tmp $@
+$(TABLES)/table-ix.png: $(OUT)/vkel/metrics.jsonl scripts/plot_sweeps.py scripts/metrics_table.py
+	$(PY) scripts/plot_sweeps.py iou --title 'Table IX: F1 by IoU threshold and coarse type' -o $(basename $@) $<
 
 table-x: $(TABLES)/table-x.md ## Table X: knowledge from a single LLM (LLM_NAMES) vs the vote
 $(TABLES)/table-x.md: $(call metrics_of,$(call systems_of,$(TABLE_X))) scripts/metrics_table.py
 	$(call table_recipe,Table X: single-LLM knowledge (IoU 0.5),$(TABLE_X))
 
-fig-8: $(TABLES)/fig-8.md ## Fig. 8: number K of object annotations (K_SWEEP)
+fig-8: $(TABLES)/fig-8.md $(TABLES)/fig-8.png ## Fig. 8: number K of object annotations (K_SWEEP; + .png/.svg)
 $(TABLES)/fig-8.md: $(call metrics_of,$(call systems_of,$(FIG_8))) scripts/metrics_table.py
 	@mkdir -p $(@D)
 	$(PY) scripts/metrics_table.py --title 'Fig. 8: top-K object annotations (IoU 0.5)' \
 	  $(foreach k,$(K_SWEEP),'K=$(k)=$(OUT)/k$(k)/metrics.jsonl') > $@.tmp && mv $@.tmp $@
+$(TABLES)/fig-8.png: $(call metrics_of,$(call systems_of,$(FIG_8))) scripts/plot_sweeps.py scripts/metrics_table.py
+	@mkdir -p $(@D)
+	$(PY) scripts/plot_sweeps.py labels --x-label 'K (objects in the prompt)' --title 'Fig. 8: top-K object annotations' \
+	  -o $(basename $@) $(foreach k,$(K_SWEEP),'K=$(k)=$(OUT)/k$(k)/metrics.jsonl')
 
-fig-10: $(TABLES)/fig-10.md ## Fig. 10: stage-2 training noise (NOISE_SWEEP)
+fig-10: $(TABLES)/fig-10.md $(TABLES)/fig-10.png ## Fig. 10: stage-2 training noise (NOISE_SWEEP; + .png/.svg)
 $(TABLES)/fig-10.md: $(call metrics_of,$(call systems_of,$(FIG_10))) scripts/metrics_table.py
 	@mkdir -p $(@D)
 	$(PY) scripts/metrics_table.py --title 'Fig. 10: stage-1 noise in stage-2 training (IoU 0.5)' \
 	  $(foreach n,$(NOISE_SWEEP),'noise=$(n)=$(OUT)/noise$(n)/metrics.jsonl') > $@.tmp && mv $@.tmp $@
+$(TABLES)/fig-10.png: $(call metrics_of,$(call systems_of,$(FIG_10))) scripts/plot_sweeps.py scripts/metrics_table.py
+	@mkdir -p $(@D)
+	$(PY) scripts/plot_sweeps.py labels --x-label 'stage-1 noise rate' --title 'Fig. 10: stage-1 noise in stage-2 training' \
+	  -o $(basename $@) $(foreach n,$(NOISE_SWEEP),'noise=$(n)=$(OUT)/noise$(n)/metrics.jsonl')
 
 paper: table-iv table-vi table-ix table-x fig-8 fig-10 ## Every table and figure of the paper into tables/
 
