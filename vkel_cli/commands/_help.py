@@ -129,6 +129,12 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
          "vkel ceiling --markdown ceiling.md test.objects.jsonl"),
         ("Other K values and IoU thresholds", "vkel ceiling -k 1,5,10 --iou 0.5,0.7 test.objects.jsonl"),
     ],
+    "export": [
+        ("Stage-1 training data for LLaMA-Factory (ShareGPT + dataset_info.json)",
+         "vkel export --format sharegpt --stage 1 --output-dir lf-data --image-root images/ train.jsonl"),
+        ("Stage 2 end to end for ms-swift, same options as vkel train",
+         "vkel export --format swift --stage 2 --no-stage1 --output-dir swift-data --image-root images/ train.jsonl"),
+    ],
     "env": [
         ("For a bug report", "vkel env"),
         ("Without importing torch, as JSON", "vkel env --no-device --json"),

@@ -31,9 +31,11 @@ def export_cli(
     allow_private_urls: AllowPrivateUrls = False,
     on_error: OnError = "fail",
 ):
-    """Write the examples `vkel train` would train on (same prompts and targets, same options) for another
-    trainer: LLaVA, LLaMA-Factory (ShareGPT) or ms-swift. Reads gold records; writes files under
-    --output-dir, nothing on stdout."""
+    """Training examples for LLaVA, LLaMA-Factory or ms-swift.
+
+    The examples `vkel train` would train on (same prompts and targets, same options), in another
+    trainer's layout. Reads gold records; writes files under --output-dir, nothing on stdout. Their
+    generations come back through `vkel data import vkel-output`."""
     allow_private(allow_private_urls)
     from ..errors import ErrorPolicy
     from ..export import export
