@@ -1,10 +1,13 @@
-"""`vkel models tiny DIR`: write a tiny random checkpoint (tests, laptop smoke runs)."""
+"""`vkel models tiny DIR`: a tiny random checkpoint (tests, laptop smoke runs).
+`vkel models merge RUN_DIR OUT_DIR`: a trained adapter merged into its base, one checkpoint to serve."""
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Optional
 
 import typer
 
-app = typer.Typer(help="Model utilities: tiny random checkpoints.", no_args_is_help=True)
+from ..device import DTYPE_HELP, Dtype
+
+app = typer.Typer(help="Model utilities: tiny random checkpoints, merged adapters.", no_args_is_help=True)
 
 
 @app.command("tiny")
@@ -26,3 +29,26 @@ def tiny_cli(
 
     build_tiny(out_dir, backbone, seed)
     log(f"wrote a tiny {backbone} checkpoint to {out_dir}")
+
+
+@app.command("merge")
+def merge_cli(
+    run_dir: Annotated[str, typer.Argument(metavar="RUN_DIR", help="A `vkel train` run directory (LoRA adapter).")],
+    out_dir: Annotated[str, typer.Argument(metavar="OUT_DIR", help="Directory to create (must be absent or "
+                                           "empty).")],
+    model: Annotated[Optional[str], typer.Option("--model", metavar="BASE", help="Base model: hub id or local dir "
+                     "[default: the one the run was trained on].")] = None,
+    dtype: Annotated[Dtype, typer.Option("--dtype", help="Weights of the merged model; auto: the base "
+                     "checkpoint's own. " + DTYPE_HELP)] = "auto",
+):
+    """Merge a LoRA adapter into its base model and write a complete checkpoint.
+
+    Weights, config, generation config, processor, tokenizer and chat template: it loads with
+    transformers alone (`vkel predict --model OUT_DIR`, no --adapter) and vLLM serves it without LoRA
+    support (`vllm serve OUT_DIR`, then `vkel predict --engine openai`). It generates what base + adapter
+    generate."""
+    from ..models.merge import merge_adapter
+    from ..progress import log
+
+    merge_adapter(run_dir, out_dir, model=model, dtype=dtype)
+    log(f"wrote the merged model to {out_dir}")
