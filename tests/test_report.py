@@ -163,14 +163,14 @@ def test_boxes_drawn_where_they_belong_in_chromium(vkel, tmp_path):
     # inside and outside the boxes, the image itself
     for point in ((240, 200), (580, 440), (20, 580), (780, 20)):
         assert _near(at(*point), BLUE), point
-    # the missing file: an empty grey frame of 200x150 (drawn at scale 1) with the gold box in its top-left
-    # corner and the predicted box at (100, 100)-(200, 150); both found below the first card's image
+    # the missing file: an empty grey frame of 200x150 (drawn at 400 px wide: scale 2) with the gold box in
+    # its top-left corner and the predicted box at (100, 100)-(200, 150); both found below the first image
     below = image.crop((0, y1 + 1, image.width, image.height))
     gx0, gy0, gx1, gy1 = _region(below, (0, 255, 0), tolerance=8)
     px0, py0, px1, py1 = _region(below, (255, 0, 255), tolerance=8)
-    assert (gx1 - gx0, gy1 - gy0) == pytest.approx((100, 50), abs=1)
-    assert (px0 - gx0, py0 - gy0, px1 - gx0, py1 - gy0) == pytest.approx((100, 100, 200, 150), abs=1)
-    assert _near(below.getpixel((gx0 + 150, gy0 + 60)), (128, 128, 128), tolerance=6)  # the empty frame
+    assert (gx1 - gx0, gy1 - gy0) == pytest.approx((200, 100), abs=1)
+    assert (px0 - gx0, py0 - gy0, px1 - gx0, py1 - gy0) == pytest.approx((200, 200, 400, 300), abs=1)
+    assert _near(below.getpixel((gx0 + 300, gy0 + 120)), (128, 128, 128), tolerance=6)  # the empty frame
     if os.environ.get("VKEL_REPORT_SCREENSHOT"):  # keep the screenshot (for a closing note, a bug report)
         shutil.copy(shot, os.environ["VKEL_REPORT_SCREENSHOT"])
 

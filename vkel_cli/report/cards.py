@@ -82,7 +82,7 @@ def _frame(record: dict[str, Any], items: list[Item], pic: Picture, max_width: i
         note = escape(pic.note or "image size unknown")
         return f'<div class="noframe">{note}; boxes cannot be placed</div>'
     w, h = (float(v) for v in pic.size)
-    width = min(max_width, w)
+    width = max_width  # every card the same width: small images scale up, so their boxes stay legible
     style = f"width:{width:.0f}px;height:{h * width / w:.0f}px"
     parts = [f'<div class="frame" style="{style}">']
     if pic.src:
