@@ -78,3 +78,42 @@ def test_a_crashed_worker_costs_only_its_own_task():
     for i in (0, 2, 3):  # tasks broken by the same crash were run again, alone, and came back whole
         assert [a.size for a in answers[i]] == [[48, 32], [48, 32]]
     assert [a.size for a in later] == [[48, 32], [48, 32]]
+
+
+def test_candidates_go_through_the_one_image_layer(tmp_path):
+    """Formats, orientation and regular files: the same rules as every other stage (vkel_cli.images)."""
+    import io
+    import threading
+
+    from PIL import Image
+
+    from vkel_cli.images import ORIENTATION_TAG
+    from vkel_cli.retrieval.download import ImageStore
+
+    buffer = io.BytesIO()
+    exif = Image.Exif()
+    exif[ORIENTATION_TAG] = 8
+    Image.new("RGB", (60, 20), (255, 0, 0)).save(buffer, format="JPEG", exif=exif)
+    turned = decode_image(buffer.getvalue(), "turned.jpg", 10**6, MeanColour())
+    assert (turned.ext, turned.size) == ("jpg", [20, 60])  # what CLIP sees is the displayed picture
+    with pytest.raises(CandidateError) as info:
+        decode_image(image_bytes("red", fmt="TIFF"), "x.tif", 10**6)
+    assert info.value.reason == "not_image"
+
+    os.mkfifo(tmp_path / "pipe.jpg")
+    store = ImageStore(str(tmp_path / "store"))
+    outcome = {}
+    thread = threading.Thread(target=lambda: outcome.update(error=_catch(store.get, str(tmp_path / "pipe.jpg"))),
+                              daemon=True)
+    thread.start()
+    thread.join(5)
+    assert not thread.is_alive(), "a FIFO candidate blocked"
+    assert outcome["error"].reason == "not_regular" and store.stats.failures == {"not_regular": 1}
+
+
+def _catch(call, *args):
+    try:
+        call(*args)
+    except CandidateError as err:
+        return err
+    return None

@@ -24,7 +24,7 @@ from typing import Callable
 
 import orjson
 
-from .. import http
+from .. import http, images
 from ..images import MAX_PIXELS, is_url
 from ..records import atomic_path
 from .decode import CandidateError, Decoded, decode_image
@@ -180,8 +180,10 @@ class ImageStore:
         try:
             if os.path.getsize(path) > self.max_bytes:
                 raise CandidateError("too_large", f"{path}: more than {self.max_bytes} bytes")
-            with open(path, "rb") as handle:
+            with images.open_regular(path) as handle:  # a FIFO or a device is refused, not waited on
                 data = handle.read()
+        except images.ImageError as err:
+            raise CandidateError(err.reason, err.message) from None
         except OSError as err:
             raise CandidateError("missing_file", f"{path}: {err.strerror}") from None
         return Fetched(path, data, path)
