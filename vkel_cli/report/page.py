@@ -47,7 +47,7 @@ th{{background:#f2f2f2}} td:first-child,th:first-child{{text-align:left}}
 .card[hidden]{{display:none}} .card h3{{margin:0 0 4px;font-size:14px}} .tweet mark{{background:#fff2a8}}
 .frame{{position:relative;background:#808080;overflow:hidden;margin:6px 0}}
 .frame img{{position:absolute;left:0;top:0;width:100%;height:100%;display:block}}
-.frame .missing{{position:absolute;left:4px;top:4px;color:#fff;font-size:12px}}
+.frame .missing{{position:absolute;left:4px;bottom:4px;color:#fff;font-size:12px}}
 .box{{position:absolute;box-sizing:border-box;border:3px solid}}
 .box span{{position:absolute;left:0;top:-1px;font-size:10px;color:#000;padding:0 2px;white-space:nowrap}}
 .box.gold{{border-color:{GOLD_COLOUR}}} .box.gold span{{background:{GOLD_COLOUR}}}
