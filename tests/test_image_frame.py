@@ -176,3 +176,21 @@ def test_rounded_resize_is_accepted_and_a_different_aspect_is_a_per_record_error
     assert job.error is not None and job.error.where == "record 'wrong'"
     with pytest.raises(ImageError, match="not a uniform rescale"):
         _stage2_example(wrong, root)
+
+
+def test_openai_engine_sends_the_picture_in_the_same_frame(root):
+    """A server may not apply EXIF orientation: a turned JPEG is sent as the decoded picture; a file with no
+    turn is sent as its own bytes."""
+    import base64
+    import io
+
+    from vkel_cli.predict import PredictOptions, prepare
+
+    opts = PredictOptions(stage=2, image_root=str(root))
+    turned = prepare(_record("rot", "rotated.jpg", None, [1, 1, 2, 2]), opts, as_data_url=True)
+    head, _, body = turned.image.partition(",")
+    assert head == "data:image/jpeg;base64"
+    with Image.open(io.BytesIO(base64.b64decode(body))) as sent:
+        assert sent.size == (300, 400) and images._orientation(sent) == 1
+    plain = prepare(_record("small", "resized.png", None, [1, 1, 2, 2]), opts, as_data_url=True)
+    assert plain.image == "data:image/png;base64," + base64.b64encode((root / "resized.png").read_bytes()).decode()

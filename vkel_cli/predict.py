@@ -84,32 +84,26 @@ def prepare(record: dict[str, Any], opts: PredictOptions, as_data_url: bool = Fa
         images.align(record, decoded.frame)  # gold boxes, objects and the prompt in the decoded image's frame
         job.size = list(decoded.frame.size)
         job.prompt = stage_prompt(record, opts, job.size)
-        job.image = data_url(record, decoded.image, opts.image_root, original=decoded.frame.orientation == 1) \
-            if as_data_url else decoded.image
+        original = decoded.ext if decoded.frame.orientation == 1 else None
+        job.image = data_url(record, decoded.image, opts.image_root, original) if as_data_url else decoded.image
     except VkelError as err:
         job.error = err
     return job
 
 
-def data_url(record: dict[str, Any], picture, image_root: str | None, original: bool = True) -> str:
-    """The original file bytes when it is a local JPEG/PNG/WebP (no re-encoding loss) and `original` (no
-    EXIF turn the server might not apply), else the decoded picture as JPEG."""
+def data_url(record: dict[str, Any], picture, image_root: str | None, original: str | None = None) -> str:
+    """The file's own bytes when `original` is the extension of a local JPEG/PNG/WebP with no EXIF turn
+    (no re-encoding loss, and nothing a server could display differently), else the picture as JPEG."""
     location = images.resolve(record.get("image"), image_root)
-    mime = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
-    fmt = None
-    if original and location and not images.is_url(location):
-        from PIL import Image
-
-        with Image.open(location) as img:
-            fmt = img.format
-    if fmt in mime:
-        with open(location, "rb") as handle:
-            data = handle.read()
+    mime = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
+    if original in mime and location and not images.is_url(location):
+        with images.open_regular(location) as handle:
+            data, kind = handle.read(), mime[original]
     else:
         buffer = io.BytesIO()
         picture.save(buffer, format="JPEG", quality=95)
-        data, fmt = buffer.getvalue(), "JPEG"
-    return f"data:{mime[fmt]};base64,{base64.b64encode(data).decode('ascii')}"
+        data, kind = buffer.getvalue(), mime["jpg"]
+    return f"data:{kind};base64,{base64.b64encode(data).decode('ascii')}"
 
 
 def bound(job: Job) -> Job:
