@@ -147,26 +147,29 @@ def test_torchrun_evaluation_matches_one_process(tmp_path, learnable_llava):
     run = tmp_path / "ddp"
     torchrun = Path(sys.executable).parent / "torchrun"
     cmd = [str(torchrun), "--standalone", "--nproc-per-node", "2", "-m", "vkel_cli", "train", "--stage", "1",
-           "--model", str(learnable_llava), "--output-dir", str(run), "--max-steps", "10", "--batch-size", "2",
+           "--model", str(learnable_llava), "--output-dir", str(run), "--max-steps", "20", "--batch-size", "2",
            "--grad-accum", "1", "--lr", "0.01", "--lora-targets", ",".join(ALL_LINEAR), "--logging-steps", "1",
-           "--eval-file", str(dev), "--eval-steps", "5", "--save-steps", "5", "--eval-batch-size", "2",
+           "--eval-file", str(dev), "--eval-steps", "10", "--save-steps", "10", "--eval-batch-size", "2",
            "--eval-max-new-tokens", "16", "--report-to", "tensorboard", "--image-root", str(tmp_path / "img"),
            str(dev)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=400, env={**os.environ, **ONE_THREAD})
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout == ""
     scores = evals(run)
-    assert sorted(scores) == [5, 10] and all(row["eval_records"] == 5 for row in scores.values())
+    assert sorted(scores) == [10, 20] and all(row["eval_records"] == 5 for row in scores.values())
+    assert scores[20]["eval_fmner_f1"] > 0.5  # learnt by then: the comparison below is not of zeros
     assert list(run.glob("runs/*/events.out.tfevents.*"))  # tensorboard, written by the main process
 
-    base = LlavaForConditionalGeneration.from_pretrained(learnable_llava)
-    model = PeftModel.from_pretrained(base, run / "checkpoint-10")
     settings = EvalSettings(str(dev), PredictOptions(stage=1, model=str(learnable_llava), batch_size=2,
                                                      max_new_tokens=16, image_root=str(tmp_path / "img")),
                             metric="fmner_f1")
-    alone = evaluate(LocalGenerator(settings.predict, loaded=model), settings)
-    assert {f"eval_{k}": v for k, v in alone.items()} == {k: v for k, v in scores[10].items()
-                                                          if k.startswith("eval_") and k != "eval_best_step"}
+    for step in (10, 20):
+        base = LlavaForConditionalGeneration.from_pretrained(learnable_llava)
+        model = PeftModel.from_pretrained(base, run / f"checkpoint-{step}")
+        alone = evaluate(LocalGenerator(settings.predict, loaded=model), settings)
+        assert {f"eval_{k}": v for k, v in alone.items()} == {
+            k: v for k, v in scores[step].items() if k.startswith("eval_") and k != "eval_best_step"}
+    assert json.loads((run / "train_args.json").read_text())["selection"]["best_step"] == 20
 
 
 def test_tensorboard_event_files(tmp_path, tmp_path_factory, one_thread):
