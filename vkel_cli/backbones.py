@@ -194,5 +194,8 @@ def load_adapter(model: Any, adapter: str, merge: bool = True) -> Any:
     if not os.path.isfile(os.path.join(adapter, "adapter_config.json")):
         raise VkelError("not a LoRA adapter directory (no adapter_config.json); pass a `vkel train` run dir",
                         adapter)
-    peft_model = PeftModel.from_pretrained(model, adapter)
+    from .progress import known_noise_filtered
+
+    with known_noise_filtered():
+        peft_model = PeftModel.from_pretrained(model, adapter)
     return (peft_model.merge_and_unload() if merge else peft_model).eval()

@@ -248,7 +248,10 @@ def _train(opts: TrainOptions, args, run: RunDir, backbone, torch_dtype, evaluat
         set_seed(opts.seed)  # the LoRA initialisation is random too
         lora = LoraConfig(r=opts.lora_r, lora_alpha=opts.lora_alpha, lora_dropout=opts.lora_dropout,
                           target_modules=backbone.lora_targets(opts.lora_targets), task_type="CAUSAL_LM")
-        model = get_peft_model(model, lora)
+        from .progress import known_noise_filtered
+
+        with known_noise_filtered():
+            model = get_peft_model(model, lora)
         if opts.gradient_checkpointing:
             model.enable_input_require_grads()
         own = [MetricsCallback(os.path.join(run.work, METRICS_FILE)),

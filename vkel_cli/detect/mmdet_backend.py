@@ -58,11 +58,11 @@ def _quiet():
     by ..." when its logger argument is None; our records are written between calls), and the known
     harmless deprecation warnings of mmdet 3.3 under torch 2.x are not repeated on every run."""
     import sys
-    import warnings
 
-    with contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=FutureWarning, message=r".*torch\.cuda\.amp\.autocast")
-        warnings.filterwarnings("ignore", message=r"torch\.meshgrid: in an upcoming release")
+    from ..progress import known_noise_filtered
+
+    # Not warnings' "ignore" filters: init_detector's own simplefilter("once") goes ahead of them.
+    with known_noise_filtered(), contextlib.redirect_stdout(sys.stderr):
         yield
 
 
