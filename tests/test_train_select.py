@@ -220,3 +220,25 @@ def test_eval_options_need_an_eval_file(tmp_path, tmp_path_factory):
     with pytest.raises(VkelError, match="no such dev file"):
         train(options(model, tmp_path / "run", tmp_path, eval_file=str(tmp_path / "nope.jsonl")), iter(()))
     assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
+def test_stage2_selects_each_epoch_on_fmnerg(tmp_path, tmp_path_factory, one_thread):
+    """Stage 2 on the tiny Qwen2.5-VL, evaluated at each epoch end (the default): dev records without `stage1`
+    get their gold entities as stage-1 input; the run's adapter is the best epoch's, ties keeping the earlier."""
+    from vkel_cli.records import read_records
+    from vkel_cli.train import train
+
+    model = tiny_model(tmp_path_factory, "qwen2.5-vl")
+    boxed = [{**KEVIN[0], "boxes": [[5, 5, 40, 50]]}]
+    data = write_records(tmp_path, "dev.jsonl", boxed, n=2)
+    run = tmp_path / "s2"
+    train(options(model, run, tmp_path, stage=2, max_steps=2, batch_size=2, eval_file=str(data),
+                  lora_targets=["q_proj", "v_proj"], noise=0.0), read_records([str(data)]))
+    scores = evals(run)
+    assert sorted(scores) == [1, 2] and all("eval_fmnerg_f1" in row and "eval_eeg_recall" in row
+                                             for row in scores.values())
+    best = max(scores, key=lambda s: (scores[s]["eval_fmnerg_f1"], -s))
+    selection = json.loads((run / "train_args.json").read_text())["selection"]
+    assert selection["metric"] == "fmnerg_f1" and selection["best_step"] == best
+    assert same(tensors(run), tensors(run / f"checkpoint-{best}"))
+    assert selection["last_checkpoint"] == "checkpoint-2"
