@@ -233,7 +233,10 @@ def test_stage2_selects_each_epoch_on_fmnerg(tmp_path, tmp_path_factory, one_thr
     data = write_records(tmp_path, "dev.jsonl", boxed, n=2)
     run = tmp_path / "s2"
     train(options(model, run, tmp_path, stage=2, max_steps=2, batch_size=2, eval_file=str(data),
-                  lora_targets=["q_proj", "v_proj"], noise=0.0), read_records([str(data)]))
+                  lora_targets=["q_proj", "v_proj"], noise=0.0, max_pixels=4 * 784), read_records([str(data)]))
+    from transformers import AutoProcessor
+
+    assert AutoProcessor.from_pretrained(run).image_processor.size.longest_edge == 4 * 784  # the run's budget
     scores = evals(run)
     assert sorted(scores) == [1, 2] and all("eval_fmnerg_f1" in row and "eval_eeg_recall" in row
                                              for row in scores.values())

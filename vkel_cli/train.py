@@ -69,6 +69,8 @@ class TrainOptions:
     eval_max_new_tokens: int = 256
     report_to: str = "none"
     attn_implementation: str = "auto"
+    min_pixels: int | None = None  # Qwen2.5-VL pixel budget (backbones.set_pixels); None: the default
+    max_pixels: int | None = None
     no_stage1: bool = False  # stage 2 end to end, no stage-1 input (LLaVA-direct)
 
 
@@ -193,7 +195,8 @@ def _eval_settings(opts: TrainOptions, policy: ErrorPolicy):
     predict_opts = PredictOptions(stage=opts.stage, model=opts.model, backbone=opts.backbone,
                                   batch_size=opts.eval_batch_size, max_new_tokens=opts.eval_max_new_tokens,
                                   top_k=opts.top_k, knowledge=opts.knowledge, objects=opts.objects,
-                                  no_stage1=opts.no_stage1, image_root=opts.image_root)
+                                  no_stage1=opts.no_stage1, image_root=opts.image_root,
+                                  min_pixels=opts.min_pixels, max_pixels=opts.max_pixels)
     return EvalSettings(opts.eval_file, predict_opts, opts.select_metric or default_metric(opts.stage),
                         steps=opts.eval_steps, patience=opts.early_stop, on_error=policy.mode)
 
@@ -233,7 +236,8 @@ def _train(opts: TrainOptions, args, run: RunDir, backbone, torch_dtype, evaluat
     from .train_callbacks import MetricsCallback, ProgressCallback
 
     # The processor counts each prompt's tokens while the examples are prepared (before the first step).
-    processor = backbones.load_processor(opts.model, padding_side="right")
+    processor = backbones.load_processor(opts.model, padding_side="right", min_pixels=opts.min_pixels,
+                                         max_pixels=opts.max_pixels, backbone=backbone)
     dataset = SpooledExamples.build(pairs, example_options(opts), policy,
                                     check=LengthCheck(backbone, processor, opts.max_length))
     try:

@@ -5,6 +5,7 @@ from typing import Annotated, Literal, Optional
 import typer
 
 from ._options import AllowPrivateUrls, ImageRoot, Inputs, OnError, allow_private
+from .predict import MaxPixels, MinPixels
 
 Dtype = Literal["auto", "bf16", "fp16", "fp32"]
 SelectMetric = Literal["fmnerg_f1", "fmner_f1", "eeg_f1", "fmnerg_precision", "fmner_precision", "eeg_precision",
@@ -77,6 +78,8 @@ def train_cli(
                          "(tensorboard: event files under RUN/runs/).")] = "none",
     attn_implementation: Annotated[AttnImplementation, typer.Option("--attn-implementation", help="Attention "
                                    "kernel of the model (flash_attention_2 needs flash-attn).")] = "auto",
+    min_pixels: MinPixels = None,
+    max_pixels: MaxPixels = None,
     image_root: ImageRoot = None,
     allow_private_urls: AllowPrivateUrls = False,
     on_error: OnError = "fail",
@@ -114,6 +117,7 @@ def train_cli(
         image_root=image_root, no_stage1=no_stage1, eval_file=eval_file, eval_steps=eval_steps,
         select_metric=select_metric, early_stop=early_stop, eval_batch_size=eval_batch_size,
         eval_max_new_tokens=eval_max_new_tokens, report_to=report_to, attn_implementation=attn_implementation,
+        min_pixels=min_pixels, max_pixels=max_pixels,
     )
     policy = ErrorPolicy(on_error)
     if dry_run:
