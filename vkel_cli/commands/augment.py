@@ -46,7 +46,7 @@ def augment_cli(
              "[default: the number of CPU cores, at most 8].")] = None,
     max_image_bytes: Annotated[int, typer.Option("--max-image-bytes", min=1, help="Size cap per image.")
                                ] = 10_000_000,
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds per HTTP request.")] = 20.0,
+    timeout: Annotated[float, typer.Option("--timeout", help="Total deadline in seconds per HTTP request (connect and all reads).")] = 20.0,
     retries: Annotated[int, typer.Option("--retries", min=0, help="Retries of a transient HTTP failure.")] = 2,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:1, ...")] = "auto",
     output: Output = "-",
