@@ -88,21 +88,45 @@ def _seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _build_llava(out_dir: str, seed: int) -> None:
+# The tiny shapes; benchmarks/bench_real_shape.py passes the published 7B ones through the same builders.
+TINY_SHAPES = {
+    "llava": {"vision": {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+                         "image_size": 32, "patch_size": 8, "projection_dim": 64},
+              "text": {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+                       "num_key_value_heads": 4, "max_position_embeddings": 4096}},
+    "qwen2.5-vl": {"vision": {"depth": 2, "hidden_size": 64, "intermediate_size": 128, "num_heads": 4,
+                              "out_hidden_size": 64, "patch_size": 14, "spatial_merge_size": 2,
+                              "temporal_patch_size": 2, "window_size": 56, "fullatt_block_indexes": [1]},
+                   "text": {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+                            "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 4096,
+                            "max_window_layers": 2,
+                            "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0,
+                                                "mrope_section": [2, 3, 3]}},
+                   "pixels": (56 * 56, 56 * 56)},
+}
+
+
+def _save(model, processor, out_dir: str) -> None:
+    model.save_pretrained(out_dir)
+    processor.save_pretrained(out_dir)
+
+
+def _build_llava(out_dir: str, seed: int, shape: dict | None = None, vocab: int = 512, seed_text: str = "",
+                 dtype=None) -> None:
     from transformers import (CLIPImageProcessor, CLIPVisionConfig, LlamaConfig, LlavaConfig,
                               LlavaForConditionalGeneration, LlavaProcessor)
 
     specials = ["<unk>", "<s>", "</s>", "<pad>", "<image>"]
+    shape = shape or TINY_SHAPES["llava"]
     tokenizer = _fast_tokenizer(
-        _train_tokenizer(specials, 512), bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>",
-        extra_special_tokens={"image_token": "<image>"},
+        _train_tokenizer(specials, vocab, seed_text), bos_token="<s>", eos_token="</s>", unk_token="<unk>",
+        pad_token="<pad>", extra_special_tokens={"image_token": "<image>"},
     )
     image_token_id = tokenizer.convert_tokens_to_ids("<image>")
-    patch, px = 8, 32
-    vision = CLIPVisionConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                              image_size=px, patch_size=patch, projection_dim=64)
-    text = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                       num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=4096,
+    patch, px = shape["vision"]["patch_size"], shape["vision"]["image_size"]
+    vision = CLIPVisionConfig(**shape["vision"])
+    # A real checkpoint's embedding table may be larger than its tokenizer (llava-1.5: 32064 rows).
+    text = LlamaConfig(**{"vocab_size": len(tokenizer), **shape["text"]},
                        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
                        pad_token_id=tokenizer.pad_token_id)
     # "default" drops the CLS feature; the processor adds it back with num_additional_image_tokens=1,
@@ -111,7 +135,7 @@ def _build_llava(out_dir: str, seed: int) -> None:
                          image_seq_length=(px // patch) ** 2, vision_feature_select_strategy="default",
                          vision_feature_layer=-2, pad_token_id=tokenizer.pad_token_id)
     _seed(seed)
-    model = LlavaForConditionalGeneration(config)
+    model = _instantiate(LlavaForConditionalGeneration, config, dtype)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.bos_token_id = tokenizer.bos_token_id
@@ -119,47 +143,57 @@ def _build_llava(out_dir: str, seed: int) -> None:
     processor = LlavaProcessor(image_processor=image_processor, tokenizer=tokenizer, patch_size=patch,
                                vision_feature_select_strategy="default", num_additional_image_tokens=1,
                                chat_template=LLAVA_CHAT_TEMPLATE)
-    model.save_pretrained(out_dir)
-    processor.save_pretrained(out_dir)
+    _save(model, processor, out_dir)
 
 
-def _build_qwen(out_dir: str, seed: int) -> None:
+def _instantiate(model_class, config, dtype):
+    """Random weights; `dtype` (a torch dtype) builds them in it directly (7B in bf16 is 14 GB, not 28)."""
+    if dtype is None:
+        return model_class(config)
+    import torch
+
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        return model_class(config)
+    finally:
+        torch.set_default_dtype(before)
+
+
+def _build_qwen(out_dir: str, seed: int, shape: dict | None = None, vocab: int = 512, seed_text: str = "",
+                dtype=None) -> None:
     from transformers import (Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor,
                               Qwen2VLImageProcessor)
 
     specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
                 "<|image_pad|>", "<|video_pad|>"]
+    shape = shape or TINY_SHAPES["qwen2.5-vl"]
     tokenizer = _fast_tokenizer(
-        _train_tokenizer(specials, 512), eos_token="<|im_end|>", pad_token="<|endoftext|>",
+        _train_tokenizer(specials, vocab, seed_text), eos_token="<|im_end|>", pad_token="<|endoftext|>",
         extra_special_tokens={"image_token": "<|image_pad|>", "video_token": "<|video_pad|>"},
     )
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in specials}
     # Qwen merges 2x2 patches of 14 px: a 56x56 image gives a 4x4 grid -> 4 image tokens.
     config = Qwen2_5_VLConfig(
-        vision_config={"depth": 2, "hidden_size": 64, "intermediate_size": 128, "num_heads": 4,
-                       "out_hidden_size": 64, "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2,
-                       "window_size": 56, "fullatt_block_indexes": [1]},
-        text_config={"vocab_size": len(tokenizer), "hidden_size": 64, "intermediate_size": 128,
-                     "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
-                     "max_position_embeddings": 4096, "max_window_layers": 2,
-                     "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]},
+        vision_config=dict(shape["vision"]),
+        text_config={"vocab_size": len(tokenizer), **shape["text"],
                      "bos_token_id": ids["<|endoftext|>"], "eos_token_id": ids["<|im_end|>"],
                      "pad_token_id": ids["<|endoftext|>"]},
         image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
         vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
     )
     _seed(seed)
-    model = Qwen2_5_VLForConditionalGeneration(config)
+    model = _instantiate(Qwen2_5_VLForConditionalGeneration, config, dtype)
     model.generation_config.pad_token_id = ids["<|endoftext|>"]
     model.generation_config.eos_token_id = ids["<|im_end|>"]
-    image_processor = Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=56 * 56)
+    low, high = shape["pixels"]
+    image_processor = Qwen2VLImageProcessor(min_pixels=low, max_pixels=high)
     from transformers import Qwen2VLVideoProcessor
 
-    video_processor = Qwen2VLVideoProcessor(min_pixels=56 * 56, max_pixels=56 * 56)
+    video_processor = Qwen2VLVideoProcessor(min_pixels=low, max_pixels=high)
     processor = Qwen2_5_VLProcessor(image_processor=image_processor, tokenizer=tokenizer,
                                     video_processor=video_processor, chat_template=QWEN_CHAT_TEMPLATE)
-    model.save_pretrained(out_dir)
-    processor.save_pretrained(out_dir)
+    _save(model, processor, out_dir)
 
 
 def _build_llama(out_dir: str, seed: int) -> None:
@@ -192,6 +226,21 @@ _BUILDERS: dict[str, Callable[[str, int], None]] = {
     "llama": _build_llama,
     "clip": _build_clip,  # open_clip `local-dir:` layout, for `vkel augment --clip-model DIR`
 }
+
+
+def build_shaped(out_dir: str, backbone: str, shape: dict, *, seed: int = 0, vocab: int = 512, seed_text: str = "",
+                 dtype=None) -> str:
+    """A random checkpoint of `backbone` ("llava" or "qwen2.5-vl") with the config numbers of `shape` (as
+    TINY_SHAPES), a byte-level BPE of `vocab` tokens trained on the prompt words and `seed_text`, and
+    weights built in `dtype`; written like build_tiny's."""
+    builders = {"llava": _build_llava, "qwen2.5-vl": _build_qwen}
+    if backbone not in builders:
+        raise VkelError(f"no shaped build for {backbone!r}; choose llava or qwen2.5-vl")
+    if os.path.isdir(out_dir) and os.listdir(out_dir):
+        raise VkelError(f"{out_dir} exists and is not empty")
+    os.makedirs(out_dir, exist_ok=True)
+    builders[backbone](out_dir, seed, shape=shape, vocab=vocab, seed_text=seed_text, dtype=dtype)
+    return out_dir
 
 
 def build_tiny(out_dir: str, backbone: str = "llava", seed: int = 0) -> str:
