@@ -169,7 +169,7 @@ def llm_trickle(ctx: Context):
         return knowledge_answer(request)
 
     server = llm_server(ctx, answer=answer)
-    r = _knowledge(ctx, server, "--on-error", "skip", opts=",retries=0,timeout=3,concurrency=2", timeout=60)
+    r = _knowledge(ctx, server, "--on-error", "skip", opts=",retries=0,timeout=3,concurrency=2", timeout=30)
     return ctx.judge(r, rc=(1,), good=["t0", "t1", "t2", "t3"], deadline=12, where=("t1", "Town1"))
 
 
@@ -204,9 +204,8 @@ def image_trickle_augment(ctx: Context):
     r = ctx.vkel("augment", "--retriever", "urls", "--index", "index.tsv", "--clip-model", ctx.shared.tiny("clip"),
                  "--threshold", "-1", "--timeout", "3", "--retries", "0", "--image-dir", "imgs", "--on-error", "skip",
                  stdin=jsonl([good(1, image=None), good(2, image=None)]), env={"VKEL_ALLOW_PRIVATE_URLS": "1"},
-                 timeout=150)
-    started = r.seconds
-    return ctx.judge(r, rc=(0, 1), good=["r2"], wrong=None if started < 120 else f"took {started:.0f} s")
+                 timeout=100)
+    return ctx.judge(r, rc=(0, 1), good=["r2"])
 
 
 @case("deadlines and hangs", "a FIFO given as an image (predict)")
@@ -310,7 +309,7 @@ def augment_loopback(ctx: Context):
                  stdin=jsonl([good(1, image=None)]), timeout=150)
     if srv.hits["/a.jpg"]:
         return ctx.judge(r, wrong="fetched a loopback candidate without opt-in")
-    return ctx.judge(r, rc=(0, 1), where=("loopback", "private"))
+    return ctx.judge(r, rc=(0, 1), where=("loopback", "private", "blocked"))
 
 
 @case("address and path policy", "image path ../secret.jpg climbing out of --image-root (predict)")

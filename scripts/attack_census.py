@@ -111,7 +111,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--light", action="store_true", help="leave out the cases that start torch")
     parser.add_argument("--jobs", type=int, default=3, help="cases at once (most wait on servers or timeouts)")
     parser.add_argument("--json", type=Path, help="also write every result as JSON here")
+    parser.add_argument("--report", type=Path, nargs="+", help="only print the tables of saved --json files "
+                        "(a later file's result for the same tree and case replaces an earlier one)")
     args = parser.parse_args(argv)
+    if args.report:
+        import json
+
+        merged: dict = {}
+        for file in args.report:
+            for r in json.loads(file.read_text()):
+                merged[(r["tree"], r["class"], r["case"])] = r
+        results = sorted(merged.values(), key=lambda r: r["tree"] != "before")
+        labels = list(dict.fromkeys(r["tree"] for r in results))
+        print(table(results, labels) + "\n\n" + per_case(results, labels))
+        return 0
     trees = [(label, path.resolve()) for label, path in (("before", args.old), ("after", args.new)) if path]
     if not trees:
         parser.error("give --old and/or --new")
