@@ -151,6 +151,21 @@ def test_trickling_image_server_is_cut_at_the_deadline(server, tmp_path):
     assert 0.9 <= elapsed < 1.6
 
 
+def test_trickling_record_image_is_given_up_at_its_deadline_not_retried(server):
+    """A record's `image` URL (predict, train, detect) that trickles: one deadline, not one per retry."""
+    from vkel_cli import images
+
+    net.allow_private_urls(True)
+    server.files["/t.jpg"] = (200, {"Content-Type": "image/jpeg"}, image_bytes("red"))
+    server.trickle["/t.jpg"] = 0.2
+    started = time.monotonic()
+    with pytest.raises(VkelError) as info:
+        images.load({"id": "t1", "image": server.url + "/t.jpg"}, timeout=1.0)
+    elapsed = time.monotonic() - started
+    assert "deadline" in str(info.value) and "failed after 1 try" in str(info.value) and "'t1'" in str(info.value)
+    assert 0.9 <= elapsed < 1.8  # the default policy would have retried 4 more times
+
+
 def test_trickling_llm_answer_is_cut_at_the_deadline():
     with OpenAIServer(answer=lambda r: "ok") as llm:
         llm.queue(Reply.trickling(0.2), Reply.trickling(0.2))

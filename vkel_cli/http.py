@@ -204,6 +204,8 @@ def request(method: str, url: str, *, policy: RetryPolicy | None = None, timeout
                               permanent=True) from None
         except net.DeadlineExceeded as err:
             last, status, reason = str(err), None, "timeout"
+            if guarded:  # a web host chosen by vkel that cannot answer in time is not waited for again
+                break
         except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
                 requests.exceptions.ContentDecodingError) as err:  # the last two: a body cut short
             last, status, reason = f"{type(err).__name__}: {redact(str(err))}", None, "network"
@@ -224,7 +226,8 @@ def request(method: str, url: str, *, policy: RetryPolicy | None = None, timeout
             last = f"HTTP {status}: {redact_excerpt(reply.text, 200)}"
         if attempt < policy.retries:
             sleep(policy.delay(attempt, retry_after))
-    raise HTTPFailure(f"{method} {url} failed after {policy.retries + 1} tries; last: {last}", status,
+    tries = attempt + 1
+    raise HTTPFailure(f"{method} {url} failed after {tries} tr{'y' if tries == 1 else 'ies'}; last: {last}", status,
                       reason=reason)
 
 
