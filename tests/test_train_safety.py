@@ -121,7 +121,7 @@ def test_resume_skips_a_checkpoint_cut_mid_save(tmp_path, tmp_path_factory, one_
     train(options(model, cut, tmp_path, max_steps=6, save_steps=2, resume=True), pairs_of(data))
     err = capfd.readouterr().err
     assert "checkpoint-6 is incomplete" in err and "resuming from" in err and "checkpoint-4" in err
-    assert (cut / "checkpoint-6.incomplete").is_dir() and (cut / "checkpoint-6" / "trainer_state.json").is_file()
+    assert (cut / "incomplete-checkpoint-6").is_dir() and (cut / "checkpoint-6" / "trainer_state.json").is_file()
     # Steps 5 and 6 are logged once, by the resumed run: the rows are those of the uninterrupted run.
     assert [step for step, fields in logged(cut) if "loss" in fields] == [1, 2, 3, 4, 5, 6]
     assert logged(cut) == logged(full)

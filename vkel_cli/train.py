@@ -13,6 +13,7 @@ import importlib.util
 import json
 import math
 import os
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -260,11 +261,11 @@ def _train(opts: TrainOptions, args, run: RunDir, backbone, torch_dtype, evaluat
             model.enable_input_require_grads()
         own = [MetricsCallback(os.path.join(run.work, METRICS_FILE)),
                ProgressCallback(f"train stage {'1+2' if opts.joint else opts.stage}")]
-        selection = None
-        if evaluation is not None:
-            from .train_eval import DevSelection
+        from .train_eval import BestAdapterCopies, DevSelection
 
-            selection = DevSelection(evaluation, run.work)
+        own.append(BestAdapterCopies(run.work))
+        selection = DevSelection(evaluation, run.work) if evaluation is not None else None
+        if selection is not None:
             own.append(selection)
         trainer = Trainer(model=model, args=args, train_dataset=dataset,
                           data_collator=Collator(backbone, processor, opts.max_length),
@@ -279,13 +280,15 @@ def _train(opts: TrainOptions, args, run: RunDir, backbone, torch_dtype, evaluat
         if not selected:
             trainer.save_model(run.work)  # PEFT format: adapter_config.json + adapter_model.safetensors
         if args.process_index == 0:
-            if selected:
-                from .train_eval import install_best
+            from .train_eval import install_best
 
+            if selected:
                 install_best(run.work)  # the best adapter is the run's; the last stays in its checkpoint
                 _record_selection(run.work, trainer.state, evaluation.metric)
                 log(f"dev selection: step {trainer.state.best_global_step} "
                     f"({evaluation.metric} {trainer.state.best_metric:.4f}) is the run's adapter")
+            else:
+                shutil.rmtree(os.path.join(run.work, train_rundir.BEST_DIR), ignore_errors=True)
             processor.tokenizer.padding_side = "left"  # as predict uses it
             processor.save_pretrained(run.work)
     finally:

@@ -127,6 +127,19 @@ def install_best(run_dir: str) -> bool:
     return True
 
 
+class BestAdapterCopies(TrainerCallback):
+    """Each checkpoint gets a copy of the best adapter so far (when there is one), so that resuming from it,
+    with or without --eval-file, finds the best adapter as of that step. Always installed: a checkpoint whose
+    state names a best step is complete only with its copy (train_rundir.checkpoint_problem)."""
+
+    def __init__(self, run_dir: str):
+        self.run_dir = run_dir
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            save_best_copy(self.run_dir, os.path.join(args.output_dir, f"checkpoint-{state.global_step}"))
+
+
 class DevSelection(TrainerCallback):
     """Evaluates every `steps` optimizer steps (and at the last) or at each epoch end, before that step's
     checkpoint is written, so the checkpoint's trainer_state.json (best_metric, best_global_step, the
@@ -147,10 +160,6 @@ class DevSelection(TrainerCallback):
     def on_epoch_end(self, args, state, control, model=None, **kwargs):
         if not self.settings.steps:
             self._evaluate(args, state, control, model)
-
-    def on_save(self, args, state, control, **kwargs):
-        if state.is_world_process_zero and state.best_global_step is not None:
-            save_best_copy(self.run_dir, os.path.join(args.output_dir, f"checkpoint-{state.global_step}"))
 
     def _evaluate(self, args, state, control, model) -> None:
         if state.global_step == self._last_step:

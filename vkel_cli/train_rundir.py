@@ -3,7 +3,7 @@
 - `--overwrite` trains into a sibling staging directory (`.NAME.vkel-new`) and swaps it in only once the
   new run has written its adapter: a run that fails or is killed leaves the previous run untouched.
 - `--resume` continues from the newest *complete* checkpoint (a kill in the middle of a save leaves a
-  partial one, which is moved aside as `checkpoint-N.incomplete`), and cuts `metrics.jsonl` back to that
+  partial one, which is moved aside as `incomplete-checkpoint-N`), and cuts `metrics.jsonl` back to that
   checkpoint's step so that no step is logged twice.
 """
 
@@ -143,15 +143,15 @@ def checkpoint_problem(path: str) -> str | None:
 
 
 def newest_complete_checkpoint(run_dir: str) -> str | None:
-    """The highest-step complete checkpoint; newer incomplete ones are renamed `checkpoint-N.incomplete`
-    (so that the Trainer's checkpoint rotation never counts them) and reported."""
+    """The highest-step complete checkpoint; newer incomplete ones are renamed `incomplete-checkpoint-N`
+    (outside the Trainer's `checkpoint-*` glob, so its rotation never counts them) and reported."""
     steps = sorted((checkpoint_step(name), name) for name in os.listdir(run_dir) if CHECKPOINT_RE.match(name))
     for _step, name in reversed(steps):
         path = os.path.join(run_dir, name)
         problem = checkpoint_problem(path)
         if problem is None:
             return path
-        aside = path + ".incomplete"
+        aside = os.path.join(run_dir, f"incomplete-{name}")
         shutil.rmtree(aside, ignore_errors=True)
         os.rename(path, aside)
         log(f"{path} is incomplete ({problem}); moved to {aside}, resuming from an earlier checkpoint")
