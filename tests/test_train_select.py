@@ -172,17 +172,27 @@ def test_torchrun_evaluation_matches_one_process(tmp_path, learnable_llava):
     assert json.loads((run / "train_args.json").read_text())["selection"]["best_step"] == 20
 
 
-def test_tensorboard_event_files(tmp_path, tmp_path_factory, one_thread):
+def test_tensorboard_event_files_and_attention_choice(tmp_path, tmp_path_factory, one_thread):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     from vkel_cli.records import read_records
     from vkel_cli.train import train
 
+    from transformers import TrainerCallback
+
+    class SeeAttention(TrainerCallback):
+        kernels: list = []
+
+        def on_train_begin(self, args, state, control, model=None, **kwargs):
+            self.kernels.append(model.config.text_config._attn_implementation)
+
     model = tiny_model(tmp_path_factory, "llava")
     data = write_records(tmp_path, "train.jsonl", KEVIN, n=2)
     run = tmp_path / "tb"
     train(options(model, run, tmp_path, max_steps=2, batch_size=2, eval_file=str(data), eval_steps=1,
-                  report_to="tensorboard"), read_records([str(data)]))
+                  report_to="tensorboard", attn_implementation="eager"), read_records([str(data)]),
+          callbacks=[SeeAttention()])
+    assert SeeAttention.kernels == ["eager"]  # --attn-implementation reached the model load
     files = list(run.glob("runs/*/events.out.tfevents.*"))
     assert len(files) == 1
     events = EventAccumulator(str(files[0].parent))
