@@ -258,15 +258,20 @@ def run_backbone(backbone_name: str, args, work: Path, meter: Meter) -> list[lis
     rows = []
     n_gen = max(args.gen_batches * 16, 16 + 16)
     records = {stage: benchmark_records(max(n_gen, args.train_steps * 4), image_root, stage == 2) for stage in (1, 2)}
+    lengths = {stage: sequence_lengths(model_dir, backbone, records[stage], stage, image_root) for stage in (1, 2)}
+    # Training first, each run loading its own copy; the generation model is loaded afterwards, so one
+    # 7B copy is on the GPU at a time.
+    trained = {stage: measure_train(model_dir, records[stage], stage, image_root, work, args, meter)
+               for stage in (1, 2)}
     generator = LocalGenerator(PredictOptions(model=str(model_dir), dtype=args.dtype, device=args.device))
     lm, vision, layers_hidden = count_params(generator.model)
     for stage in (1, 2):
-        total, image, target = sequence_lengths(model_dir, backbone, records[stage], stage, image_root)
+        total, image, target = lengths[stage]
         text = total - image
         vision_tokens = image * (4 if backbone_name == "qwen2.5-vl" else 1)  # patches before the 2x2 merge
         forward = 2 * lm * total + 4 * layers_hidden * total**2 + 2 * vision * vision_tokens
         train_flops = forward + 2 * lm * total + 4 * layers_hidden * total**2
-        result = measure_train(model_dir, records[stage], stage, image_root, work, args, meter)
+        result = trained[stage]
         rows.append([label, f"train stage {stage} (LoRA r=8; {total:.0f} tokens: {image:.0f} image, {text:.0f} "
                      f"text)", 4, result["seconds"], total / result["seconds"], result["peak"],
                      100 * train_flops / result["seconds"] / meter.peak, PAPER.get(f"train stage {stage}")])
