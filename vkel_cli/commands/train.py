@@ -4,10 +4,10 @@ from typing import Annotated, Literal, Optional
 
 import typer
 
+from ..device import DTYPE_HELP, Dtype
 from ._options import AllowPrivateUrls, ImageRoot, Inputs, OnError, allow_private
 from .predict import MaxPixels, MinPixels
 
-Dtype = Literal["auto", "bf16", "fp16", "fp32"]
 SelectMetric = Literal["fmnerg_f1", "fmner_f1", "eeg_f1", "fmnerg_precision", "fmner_precision", "eeg_precision",
                        "fmnerg_recall", "fmner_recall", "eeg_recall"]
 ReportTo = Literal["none", "tensorboard", "wandb", "mlflow"]
@@ -57,7 +57,7 @@ def train_cli(
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --output-dir from its last "
                                          "checkpoint.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing run directory.")] = False,
-    dtype: Annotated[Dtype, typer.Option("--dtype", help="auto: bf16 on GPUs that have it, fp32 on CPU.")] = "auto",
+    dtype: Annotated[Dtype, typer.Option("--dtype", help="auto: bf16 on GPUs that have it, fp32 on CPU. " + DTYPE_HELP)] = "auto",
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda (under torchrun each process takes "
                                         "its local GPU).")] = "auto",
     gradient_checkpointing: Annotated[bool, typer.Option("--gradient-checkpointing")] = False,
