@@ -15,6 +15,7 @@ from typing import Any, Iterable, Sequence
 
 from . import hierarchy
 from .boxes import iou
+from .tables import Layout
 
 DEFAULT_KS = (2, 5, 10, 15, 20)
 
@@ -97,28 +98,11 @@ def ceiling_stream(pairs, ceiling: Ceiling, policy=None) -> None:
         ceiling.add(record["entities"], record.get("objects"))
 
 
-COLUMNS = ("IoU", "type", "K", "recall %", "covered", "groundable")
-
-
-def cells(row: dict[str, Any]) -> list[str]:
+def _cells(row: dict[str, Any]) -> list[str]:
     return [f"{row['iou']:g}", row["type"], str(row["k"]), f"{100 * row['recall']:.2f}", str(row["covered"]),
             str(row["groundable"])]
 
 
-def print_table(rows: list[dict[str, Any]], title: str) -> None:
-    from rich.table import Table
-
-    from .progress import stderr_console
-
-    table = Table(title=title)
-    for i, name in enumerate(COLUMNS):
-        table.add_column(name, justify="left" if i == 1 else "right")
-    for row in rows:
-        table.add_row(*cells(row))
-    stderr_console().print(table)
-
-
-def markdown(rows: list[dict[str, Any]]) -> str:
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(cells(row)) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
+LAYOUT = Layout(("IoU", "type", "K", "recall %", "covered", "groundable"), _cells, left=(1,))
+print_table = LAYOUT.print_table
+markdown = LAYOUT.markdown

@@ -5,7 +5,7 @@ their headers (`P %`), so the two never disagree on units."""
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 
 def _iou(value) -> str:
@@ -16,28 +16,42 @@ def _pct(value: float) -> str:
     return f"{100 * value:.2f}"
 
 
-COLUMNS = ("task", "IoU", "type", "P %", "R %", "F1 %", "tp", "pred", "gold")
+class Layout:
+    """The columns of one kind of metric row and how a row becomes cells; shared by every table command."""
+
+    def __init__(self, columns: tuple[str, ...], cells: Callable[[dict[str, Any]], list[str]],
+                 left: tuple[int, ...] = ()):
+        self.columns, self.cells, self.left = columns, cells, left
+
+    def print_table(self, rows: Iterable[dict[str, Any]], title: str) -> None:
+        from rich.table import Table
+
+        from .progress import stderr_console
+
+        table = Table(title=title)
+        for i, name in enumerate(self.columns):
+            table.add_column(name, justify="left" if i in self.left else "right")
+        for row in rows:
+            table.add_row(*self.cells(row))
+        stderr_console().print(table)
+
+    def markdown(self, rows: Iterable[dict[str, Any]]) -> str:
+        lines = ["| " + " | ".join(self.columns) + " |", "|" + "---|" * len(self.columns)]
+        lines += ["| " + " | ".join(self.cells(row)) + " |" for row in rows]
+        return "\n".join(lines) + "\n"
 
 
-def cells(row: dict[str, Any]) -> list[str]:
+def _score_cells(row: dict[str, Any]) -> list[str]:
     return [row["task"], _iou(row["iou"]), row["type"], _pct(row["precision"]), _pct(row["recall"]),
             _pct(row["f1"]), str(row["tp"]), str(row["n_pred"]), str(row["n_gold"])]
 
 
+SCORE = Layout(("task", "IoU", "type", "P %", "R %", "F1 %", "tp", "pred", "gold"), _score_cells, left=(0, 2))
+
+
 def print_table(rows: Iterable[dict[str, Any]], title: str = "vkel score") -> None:
-    from rich.table import Table
-
-    from .progress import stderr_console
-
-    table = Table(title=title)
-    for i, name in enumerate(COLUMNS):
-        table.add_column(name, justify="left" if i in (0, 2) else "right")
-    for row in rows:
-        table.add_row(*cells(row))
-    stderr_console().print(table)
+    SCORE.print_table(rows, title)
 
 
 def markdown(rows: Iterable[dict[str, Any]]) -> str:
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(cells(row)) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
+    return SCORE.markdown(rows)
