@@ -51,6 +51,14 @@ class PeerCounts:
     def note(self, key: str) -> None:
         self.notes[key] = self.notes.get(key, 0) + 1
 
+    def record(self, predictions: list[dict], unparsed: list, extra_boxes: int) -> None:
+        """Count one gold record given its imported predictions."""
+        self.records += 1
+        self.predictions += len(predictions)
+        self.unparsed += len(unparsed)
+        self.box_errors += sum("box_error" in p for p in predictions)
+        self.extra_boxes += extra_boxes
+
     def summary(self, name: str) -> str:
         notes = "".join(f"; {n} {key}" for key, n in sorted(self.notes.items()))
         return (f"{name}: {self.lines} lines read, {self.records} records given {self.predictions} predictions; "
@@ -191,10 +199,6 @@ def import_e2e_gmner(path: str, gold: str, policy: ErrorPolicy | None = None, co
         if notes:
             note["notes"] = notes
         set_generation(record, note)
-        counts.records += 1
-        counts.predictions += len(predictions)
-        counts.unparsed += len(unparsed)
-        counts.box_errors += sum("box_error" in p for p in predictions)
-        counts.extra_boxes += extra
+        counts.record(predictions, unparsed, extra)
 
     return join_by_order(items(), path, gold, policy or ErrorPolicy("fail"), "prediction lines", attach)

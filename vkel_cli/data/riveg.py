@@ -110,10 +110,6 @@ def import_riveg(path: str, gold: str, policy: ErrorPolicy | None = None,
         if extra:
             note["notes"] = [f"{extra} extra boxes ignored (a prediction has one box)"]
         set_generation(record, note)
-        counts.records += 1
-        counts.predictions += len(predictions)
-        counts.unparsed += len(unparsed)
-        counts.box_errors += sum("box_error" in p for p in predictions)
-        counts.extra_boxes += extra
+        counts.record(predictions, unparsed, extra)
 
     return join_by_id(groups, path, gold, policy, attach, first)
