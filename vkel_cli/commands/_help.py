@@ -76,6 +76,12 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
         ("A tiny LLaVA for vkel train/predict --model", "vkel models tiny tiny-llava --backbone llava"),
         ("A tiny text LLM for vkel knowledge --llm NAME=local:DIR", "vkel models tiny tiny-llm --backbone llama --seed 1"),
     ],
+    "models merge": [
+        ("Fold a trained stage-2 adapter into its base model (base named by the run)",
+         "vkel models merge runs/stage2 models/vkel-stage2"),
+        ("The same on another copy of the base, in bf16", "vkel models merge runs/stage2 models/vkel-stage2 "
+         "--model /models/llava-1.5-7b-hf --dtype bf16"),
+    ],
     "train": [
         ("Stage 1 on the benchmark plus synthetic pairs",
          "vkel train --stage 1 --model llava-hf/llava-1.5-7b-hf --output-dir runs/stage1 --image-root images/ "
