@@ -41,7 +41,7 @@ def merge_cli(
     dtype: Annotated[Dtype, typer.Option("--dtype", help="Weights of the merged model; auto: the base "
                      "checkpoint's own. " + DTYPE_HELP)] = "auto",
 ):
-    """Merge a LoRA adapter into its base model: one checkpoint to serve.
+    """Fold a LoRA adapter into its base model: one checkpoint to serve.
 
     Weights, config, generation config, processor, tokenizer and chat template: it loads with
     transformers alone (`vkel predict --model OUT_DIR`, no --adapter) and vLLM serves it without LoRA
