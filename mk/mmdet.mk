@@ -1,6 +1,6 @@
 # `make install-mmdet`: OpenMMLab's detector stack (mmcv with compiled ops, mmengine, mmdet 3.3.0) for
-# `vkel detect --backend mmdet`. The mmcv wheel is compiled once against the venv's torch (~12 min on
-# 2 cores) into wheels/torch-<version>/ and reused afterwards (seconds). See docs/detect.md.
+# `vkel detect --backend mmdet`. The mmcv wheel is compiled once per machine and user (~12 min on
+# 2 cores) into ~/.cache/vkel/wheels/ and reused by every clone and venv (seconds). See docs/detect.md.
 MMDET_STAMP := $(VENV)/.vkel-mmdet-installed
 
 .PHONY: install-mmdet

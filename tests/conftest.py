@@ -57,6 +57,17 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(autouse=True)
+def _environment_restored():
+    """A test that runs the CLI in-process (cli.main) lets it set process-wide variables (PYTHONWARNINGS,
+    TRANSFORMERS_VERBOSITY, ...) as a real run does; they must not reach later tests' subprocesses."""
+    saved = dict(os.environ)
+    yield
+    if os.environ != saved:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Every test gets its own cache directory, so no test sees another's cache."""
     monkeypatch.setenv("VKEL_CACHE", str(tmp_path_factory.mktemp("vkel-cache")))

@@ -161,7 +161,7 @@ def test_vkel_output_stays_aligned_past_bad_lines(vkel, tmp_path):
     gold.write_bytes(_windows("\n".join([json.dumps(records[0]), '{"id": 5}', json.dumps(records[2])]) + "\n"))
     outputs = tmp_path / "gen.jsonl"
     outputs.write_text('{"output": "kevin love is a(an) person."}\n{"output": "no entity found."}\n'
-                       '{"text": "Apple is a(an) organization."}\n')
+                       '{"generated": "Apple is a(an) organization."}\n')
     assert vkel("data", "import", "vkel-output", outputs, "--gold", gold).code == 1
     result = vkel("data", "import", "vkel-output", outputs, "--gold", gold, "--on-error", "skip")
     assert result.code == 1 and "2 item(s) skipped" in result.stderr
