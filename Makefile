@@ -49,8 +49,11 @@ install: $(STAMP) ## Create or reuse the virtualenv .venv and install vkel with 
 # torch and torchvision are pinned together (constraints.txt): PyPI's regular builds, CPU or GPU.
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt -e '.[all,dev]'
+	@mkdir -p build
+	@echo "install: vkel with every stage (torch included: ~6 GB, a few minutes the first time) into $(VENV);" \
+	  "pip's output: build/pip-install.log" >&2
+	@{ $(PY) -m pip install -q --upgrade pip && $(PY) -m pip install -q -c constraints.txt -e '.[all,dev]'; } \
+	  > build/pip-install.log 2>&1 || { cat build/pip-install.log >&2; echo "install: pip FAILED (log above)" >&2; exit 1; }
 	@touch $@
 
 test: install ## Install, then run the test suite
