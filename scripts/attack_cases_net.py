@@ -358,8 +358,9 @@ def resume_cut(ctx: Context):
     if optimizer.exists():
         optimizer.write_bytes(optimizer.read_bytes()[: optimizer.stat().st_size // 2])
     r = _train(ctx, str(run), str(ctx.shared.root / "train-data" / "train.jsonl"), "--resume")
-    steps = [json.loads(x).get("step") for x in (run / "metrics.jsonl").read_text().splitlines()
-             if x.strip() and "loss" in x] if (run / "metrics.jsonl").exists() else []
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()] \
+        if (run / "metrics.jsonl").exists() else []
+    steps = [row.get("step") for row in rows if "loss" in row]  # the training-loss rows (not the end-of-run summary)
     if r.rc == 0 and not (run / "adapter_model.safetensors").exists():
         return ctx.judge(r, lost="exit 0 without an adapter")
     wrong = None if len(steps) == len(set(steps)) else f"metrics.jsonl repeats steps: {steps}"
