@@ -122,6 +122,8 @@ fi
 start=$(date +%s)
 # constraints.txt keeps torch/torchvision as they are; the second file pins the mm* stack and
 # setuptools < 81: mmengine 0.10.7 resolves `mmdet::...` config references with pkg_resources.
-"$PY" -m pip install -q -c constraints.txt -c "$CONSTRAINTS" "${wheels[0]}" mmengine mmdet setuptools
+mkdir -p build
+"$PY" -m pip install -q -c constraints.txt -c "$CONSTRAINTS" "${wheels[0]}" mmengine mmdet setuptools \
+  >build/mmdet-install.log 2>&1 || { cat build/mmdet-install.log >&2; say "installing mmcv/mmdet FAILED (log above)"; exit 1; }
 "$PY" -c 'import mmcv, mmcv.ops, mmdet, mmdet.apis; print("build_mmcv: mmcv", mmcv.__version__, "ops ok; mmdet", mmdet.__version__)' >&2
 say "installed in $(( $(date +%s) - start )) s"
