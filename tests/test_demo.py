@@ -87,6 +87,29 @@ def test_help_lists_the_targets():
 
 
 @needs_make
+def test_help_lists_the_variables_with_their_defaults():
+    result = make("help", "MODEL=/models/llava", "DEVICE=cuda:1")
+    assert result.returncode == 0, result.stderr
+    variables = result.stdout.split("Variables", 1)[1]
+    for name in ("DATA_ROOT", "IMAGE_ROOT", "MODEL", "DEVICE", "DTYPE", "LLM_CONFIG", "LLM_NAMES", "VOTER", "DATA",
+                 "RUNS", "OUT", "TABLES", "DEMO_DIR"):
+        assert f"\n  {name} " in variables, name
+    assert "[/models/llava]" in variables and "[cuda:1]" in variables  # the values make would use
+    assert "[../shared/data]" in variables and "[gpt gemini llama]" in variables  # the defaults
+
+
+def test_the_example_llm_config_names_the_endpoints_the_paper_targets_use():
+    from vkel_cli.llm.config import specs_from_toml
+
+    specs = specs_from_toml(str(ROOT / "examples" / "llm.toml"))
+    defaults = dict(line.split(" ?= ", 1) for line in (ROOT / "mk" / "paper.mk").read_text().splitlines()
+                    if line.startswith(("LLM_NAMES ?= ", "LLM_CONFIG ?= ")))
+    assert [spec.name for spec in specs] == defaults["LLM_NAMES"].split()
+    assert defaults["LLM_CONFIG"] == "llm.toml"
+    assert all(spec.api_key_env is None or spec.api_key_env.endswith("_API_KEY") for spec in specs)  # names, not keys
+
+
+@needs_make
 def test_sweeps_reuse_the_main_run(tmp_path):
     """K = TOP_K and noise = NOISE are the main VKEL run, not a second training of it."""
     result = make("-n", "fig-8", "fig-10", *SAMPLE_DATA, f"RUNS={tmp_path}/runs", f"OUT={tmp_path}/out", f"DATA={tmp_path}/data",
