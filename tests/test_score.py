@@ -194,3 +194,28 @@ def test_vkel_score_on_parsed_generations_with_unusable_boxes(vkel, tmp_path):
     assert rows[("FMNER", "all")] == (3, 3, 3)
     assert rows[("FMNERG", "all")] == (1, 3, 3)  # the two unusable boxes ground nothing, though both golds are null
     assert rows[("EEG", "all")] == (1, 3, 3)
+
+
+def test_gold_file_boxes_are_put_in_the_frame_of_the_predictions(vkel, tmp_path):
+    """Predictions of a stage that read a resized image are in the decoded frame (images.align); the gold
+    file keeps the annotation's frame. --gold rescales gold boxes to the prediction record's image_size."""
+    import orjson
+
+    gold = [{"id": "a", "tokens": ["Anna"], "image_size": [800, 600],
+             "entities": [{"text": "Anna", "start": 0, "end": 1, "coarse": "person", "fine": "actor",
+                           "boxes": [[200, 150, 400, 450]]}]},
+            {"id": "b", "tokens": ["Bern"], "image_size": [800, 600],
+             "entities": [{"text": "Bern", "start": 0, "end": 1, "coarse": "location", "fine": "city",
+                           "boxes": [[0, 0, 80, 60]]}]}]
+    preds = [{"id": "a", "tokens": ["Anna"], "image_size": [400, 300],  # the file was halved after annotation
+              "predictions": [{"text": "Anna", "coarse": "person", "fine": "actor", "box": [100, 75, 200, 225]}]},
+             {"id": "b", "tokens": ["Bern"], "image_size": [500, 500],  # not a rescale: boxes cannot be placed
+              "predictions": [{"text": "Bern", "coarse": "location", "fine": "city", "box": [0, 0, 50, 50]}]}]
+    gold_path = tmp_path / "gold.jsonl"
+    gold_path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in gold))
+    result = vkel("score", "--gold", gold_path, "--on-error", "skip",
+                  input=b"".join(orjson.dumps(r) + b"\n" for r in preds))
+    assert result.code == 1
+    fmnerg = next(r for r in result.records() if r["task"] == "FMNERG")
+    assert (fmnerg["tp"], fmnerg["n_pred"], fmnerg["n_gold"]) == (1, 1, 2)  # b: reported, its gold counted as missed
+    assert "800x600 image, this record's for 500x500" in result.stderr and "1 item(s) skipped" in result.stderr

@@ -190,7 +190,8 @@ def score_stream(pairs, scorer: Scorer, pred_field: str = "predictions", gold: d
                 if record["id"] in seen:
                     raise VkelError(f"id {record['id']!r} appears twice", str(where))
                 seen.add(record["id"])
-                entities = gold[record["id"]]
+                entities = _in_frame_of(record, gold[record["id"]], getattr(gold, "sizes", {}).get(record["id"]),
+                                        where)
             else:
                 if record.get("entities") is None:  # its type is the schema's (records.read_records)
                     raise VkelError("record has no gold `entities` (score joined by id with --gold FILE)",
@@ -199,6 +200,9 @@ def score_stream(pairs, scorer: Scorer, pred_field: str = "predictions", gold: d
             predictions = _predictions(record, pred_field, where)
         except VkelError as err:
             policy.handle(err)
+            if gold is not None and record.get("id") in seen:  # its gold still counts, as not predicted
+                stats["unseen_gold"] += 1
+                scorer.add(gold[record["id"]], [])
             continue
         stats["records"] += 1
         stats["without_predictions"] += pred_field not in record
@@ -210,15 +214,45 @@ def score_stream(pairs, scorer: Scorer, pred_field: str = "predictions", gold: d
     return stats
 
 
-def load_gold(path: str, policy=None) -> dict[str, list]:
+class GoldSet(dict):
+    """id -> gold entities, and `sizes`: id -> the `image_size` their boxes are given in."""
+
+    def __init__(self):
+        super().__init__()
+        self.sizes: dict[str, list] = {}
+
+
+def _in_frame_of(record: dict[str, Any], entities: list, gold_size, where) -> list:
+    """The gold entities' boxes in the prediction record's pixel frame: a stage that read the image put
+    the record in the decoded image's frame (images.align), while the gold file keeps the declared one."""
+    size = record.get("image_size")
+    if not gold_size or not size or [float(v) for v in gold_size] == [float(v) for v in size]:
+        return entities
+    import copy
+
+    from .errors import VkelError
+    from .images import Frame, align
+
+    frame = Frame(size=(int(size[0]), int(size[1])), raw_size=(int(size[0]), int(size[1])))
+    moved = {"id": record["id"], "image_size": list(gold_size), "entities": copy.deepcopy(entities)}
+    try:
+        return align(moved, frame)["entities"]
+    except VkelError as err:
+        raise VkelError(f"the gold file's boxes are for a {gold_size[0]}x{gold_size[1]} image, this record's for "
+                        f"{size[0]}x{size[1]}: {err.message}", str(where)) from None
+
+
+def load_gold(path: str, policy=None) -> GoldSet:
     from .errors import ErrorPolicy, VkelError
     from .records import read_records
 
     policy = policy or ErrorPolicy("fail")
-    gold: dict[str, list] = {}
+    gold = GoldSet()
     for record, where in read_records([path], policy):  # the reader checks types and refuses repeated ids
         if record.get("entities") is None:
             policy.handle(VkelError("gold record has no `entities`", str(where)))
             continue
         gold[record["id"]] = record["entities"]
+        if record.get("image_size"):
+            gold.sizes[record["id"]] = record["image_size"]
     return gold

@@ -62,7 +62,7 @@ def score_cli(
     if stats["without_predictions"]:
         log(f"{stats['without_predictions']} record(s) had no `{pred_field}` field: scored as predicting nothing")
     if stats["unseen_gold"]:
-        log(f"{stats['unseen_gold']} gold record(s) had no prediction record: scored as predicting nothing")
+        log(f"{stats['unseen_gold']} gold record(s) had no usable prediction record: scored as predicting nothing")
     if markdown:
         with atomic_path(markdown, "w") as handle:
             handle.write(to_markdown(rows))
