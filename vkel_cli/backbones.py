@@ -1,7 +1,7 @@
 """Image-text backbones by name: how to load one, wrap a prompt and an image in its chat format, and
 which modules LoRA adapts. `--model` is a hub id or a local directory (e.g. from `vkel models tiny`).
 
-Add a backbone: subclass Backbone, register it in BACKBONES with the config `model_type`s it serves.
+Add a backbone: subclass Backbone, `BACKBONES.register(name, instance)` with the config `model_type`s it serves.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 from .device import resolve_device, resolve_dtype  # noqa: F401 (train.py calls them through this module)
 from .errors import VkelError
 from .hub import hub_kwargs
+from .registry import Registry
 
 # Qwen2.5-VL: one image token per 28x28 pixels (14-px patches, 2x2 merged). The hub config allows 12.8 M
 # pixels (16,384 tokens); capped at 576 tokens, as many as LLaVA-1.5 spends, the benchmark's largest image
@@ -96,7 +97,9 @@ class QwenVL(Backbone):
         image_processor.size = dataclasses.replace(size, shortest_edge=low, longest_edge=high)
 
 
-BACKBONES: dict[str, Backbone] = {b.name: b for b in (Llava(), QwenVL())}
+BACKBONES = Registry("backbone")
+for _backbone in (Llava(), QwenVL()):
+    BACKBONES.register(_backbone.name, _backbone)
 
 
 def _model_type(model: str) -> str | None:
@@ -117,15 +120,14 @@ def _model_type(model: str) -> str | None:
 def detect(model: str, backbone: str | None = None) -> Backbone:
     """The backbone for `model` (a directory or hub id); the model must be reachable (see hub.py) either way."""
     if backbone and backbone != "auto":
-        if backbone not in BACKBONES:
-            raise VkelError(f"unknown backbone {backbone!r}; known: {', '.join(BACKBONES)}")
+        chosen = BACKBONES.get(backbone)
         hub_kwargs(model)
-        return BACKBONES[backbone]
+        return chosen
     model_type = _model_type(model)
     for candidate in BACKBONES.values():
         if model_type in candidate.model_types:
             return candidate
-    raise VkelError(f"no backbone for model_type {model_type!r} (known: {', '.join(BACKBONES)}); "
+    raise VkelError(f"no backbone for model_type {model_type!r} (known: {', '.join(BACKBONES.names())}); "
                     "pass --backbone", model)
 
 

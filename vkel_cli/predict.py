@@ -18,6 +18,7 @@ from . import images, prompts
 from .device import resolve_device
 from .errors import ErrorPolicy, VkelError
 from .records import batched, meta
+from .registry import Registry
 from .sequences import attach_stage1, attach_stage2
 
 ERROR_KEY = "predict"
@@ -256,7 +257,9 @@ def _openai(opts: PredictOptions, pairs: Iterable, policy: ErrorPolicy) -> Itera
         yield finish(job, raw, opts, policy)
 
 
-ENGINES = {"local": _local, "openai": _openai}
+ENGINES = Registry("engine")
+ENGINES.register("local", _local)
+ENGINES.register("openai", _openai)
 
 
 def predict(opts: PredictOptions, pairs: Iterable, policy: ErrorPolicy | None = None,
@@ -265,8 +268,7 @@ def predict(opts: PredictOptions, pairs: Iterable, policy: ErrorPolicy | None = 
     `generator`: a LocalGenerator already loaded (reused across calls by benchmarks)."""
     if opts.stage not in (1, 2):
         raise VkelError(f"--stage must be 1 or 2, not {opts.stage}")
-    if opts.engine not in ENGINES:
-        raise VkelError(f"unknown engine {opts.engine!r}; choose one of {', '.join(ENGINES)}")
+    engine = ENGINES.get(opts.engine)
     if opts.engine == "local":
-        return _local(opts, pairs, policy or ErrorPolicy("fail"), generator)
-    return ENGINES[opts.engine](opts, pairs, policy or ErrorPolicy("fail"))
+        return engine(opts, pairs, policy or ErrorPolicy("fail"), generator)
+    return engine(opts, pairs, policy or ErrorPolicy("fail"))

@@ -6,12 +6,11 @@ Backends are registered as "module:attribute" strings so that importing this mod
 
 from __future__ import annotations
 
-import importlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Sequence
 
-from ..errors import VkelError
+from ..registry import Registry
 
 
 @dataclass(frozen=True)
@@ -48,24 +47,15 @@ class Detector(ABC):
         """One list of detections per input image, in input order."""
 
 
-# name -> "module:factory"; a factory takes DetectorOptions and returns a Detector.
-BACKENDS: dict[str, str] = {
-    "mmdet": "vkel_cli.detect.mmdet_backend:MMDetDetector",
-    "rtdetr": "vkel_cli.detect.rtdetr:RTDetrDetector",
-}
-
-
-def register(name: str, target: str) -> None:
-    """Add a backend: `target` is "module:factory" (imported only when the backend is used)."""
-    BACKENDS[name] = target
+# name -> a factory taking DetectorOptions and returning a Detector ("module:factory", imported when chosen).
+BACKENDS = Registry("detector backend")
+BACKENDS.register("mmdet", "vkel_cli.detect.mmdet_backend:MMDetDetector")
+BACKENDS.register("rtdetr", "vkel_cli.detect.rtdetr:RTDetrDetector")
+register = BACKENDS.register
 
 
 def create(name: str, options: DetectorOptions) -> Detector:
-    if name not in BACKENDS:
-        raise VkelError(f"unknown detector backend {name!r} (known: {', '.join(sorted(BACKENDS))})")
-    module_name, _, attribute = BACKENDS[name].partition(":")
-    factory = getattr(importlib.import_module(module_name), attribute)
-    return factory(options)
+    return BACKENDS.get(name)(options)
 
 
 def resolve_device(device: str) -> str:

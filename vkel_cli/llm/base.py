@@ -9,11 +9,12 @@ from __future__ import annotations
 import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import orjson
 
 from ..errors import VkelError
+from ..registry import Registry
 
 Messages = list[dict]
 
@@ -64,20 +65,19 @@ class EndpointSpec:
     path: str | None = None  # local models
 
 
-BACKENDS: dict[str, Callable[[EndpointSpec], Endpoint]] = {}
-
-
-def register_backend(kind: str, factory: Callable[[EndpointSpec], Endpoint]) -> None:
-    BACKENDS[kind] = factory
+# kind -> a factory taking an EndpointSpec ("module:factory", imported when an endpoint of that kind is built;
+# local.py imports torch only when its model loads).
+BACKENDS = Registry("LLM kind")
+BACKENDS.register("openai", "vkel_cli.llm.openai:_from_spec")
+BACKENDS.register("local", "vkel_cli.llm.local:_from_spec")
+register_backend = BACKENDS.register
 
 
 def build(spec: EndpointSpec) -> Endpoint:
-    # Importing the backend modules registers them; local.py imports torch only when a model loads.
-    from . import local, openai  # noqa: F401
-
-    factory = BACKENDS.get(spec.kind)
-    if factory is None:
-        raise VkelError(f"LLM {spec.name!r}: unknown kind {spec.kind!r} (known: {', '.join(sorted(BACKENDS))})")
+    try:
+        factory = BACKENDS.get(spec.kind)
+    except VkelError as err:
+        raise VkelError(f"LLM {spec.name!r}: {err.message}") from None
     return factory(spec)
 
 

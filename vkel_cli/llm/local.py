@@ -8,7 +8,7 @@ import os
 import threading
 
 from ..errors import VkelError
-from .base import Completion, Endpoint, EndpointSpec, Messages, message_text, register_backend
+from .base import Completion, Endpoint, EndpointSpec, Messages, message_text
 
 # One load at a time across endpoints: two threads importing transformers for the first time at
 # once see a half-initialised module (`cannot import name 'AutoModelForCausalLM'`).
@@ -80,6 +80,3 @@ class LocalEndpoint(Endpoint):
 
 def _from_spec(spec: EndpointSpec) -> LocalEndpoint:
     return LocalEndpoint(spec.name, spec.path, spec.max_concurrency, spec.params)
-
-
-register_backend("local", _from_spec)

@@ -13,7 +13,7 @@ import os
 
 from ..errors import VkelError, redact, redact_excerpt, register_secret
 from ..http import DEFAULT_MAX_BYTES, HTTPFailure, InvalidResponse, RetryPolicy, request
-from .base import Completion, Endpoint, EndpointSpec, Messages, register_backend
+from .base import Completion, Endpoint, EndpointSpec, Messages
 
 
 def parse_chat_response(response) -> Completion:
@@ -95,6 +95,3 @@ class OpenAIEndpoint(Endpoint):
 def _from_spec(spec: EndpointSpec) -> OpenAIEndpoint:
     return OpenAIEndpoint(spec.name, spec.base_url, spec.model, spec.api_key_env, spec.max_concurrency,
                           spec.params, spec.timeout, spec.retries)
-
-
-register_backend("openai", _from_spec)

@@ -2,16 +2,15 @@
 
 A backend turns a record (and its query: the sentence plus its target entities) into up to `n`
 candidate image locations, http(s) URLs or local file paths; `download.ImageStore` fetches/verifies them.
-Add a backend with `register("name")` on a factory taking the CLI options as keyword arguments.
+Add a backend with `register("name", "module:factory")`, the factory taking the CLI options as keyword
+arguments (vkel_cli/registry.py).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Callable
-
-from ..errors import VkelError
 from ..records import Record
+from ..registry import Registry
 
 
 class Retriever(ABC):
@@ -24,23 +23,16 @@ class Retriever(ABC):
         Raise VkelError when the source itself fails (the record's error, not a candidate's)."""
 
 
-RETRIEVERS: dict[str, Callable[..., Retriever]] = {}
-
-
-def register(name: str):
-    def decorate(factory):
-        RETRIEVERS[name] = factory
-        return factory
-
-    return decorate
+# name -> a factory taking the CLI options as keyword arguments ("module:factory", imported when chosen).
+RETRIEVERS = Registry("retriever")
+RETRIEVERS.register("google", "vkel_cli.retrieval.google:from_options")
+RETRIEVERS.register("local", "vkel_cli.retrieval.index:local_from_options")
+RETRIEVERS.register("urls", "vkel_cli.retrieval.index:urls_from_options")
+register = RETRIEVERS.register
 
 
 def get_retriever(name: str, **options) -> Retriever:
-    from . import google, index  # noqa: F401  (registers the built-in backends)
-
-    if name not in RETRIEVERS:
-        raise VkelError(f"unknown retriever {name!r} (known: {', '.join(sorted(RETRIEVERS))})")
-    return RETRIEVERS[name](**options)
+    return RETRIEVERS.get(name)(**options)
 
 
 def build_query(record: Record) -> str:

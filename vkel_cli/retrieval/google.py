@@ -15,7 +15,7 @@ from .. import http
 from ..errors import VkelError, contains_secret, redact_excerpt, register_secret
 from ..paths import cache_path
 from ..records import Record, atomic_path
-from . import Retriever, register
+from . import Retriever
 
 DEFAULT_URL = "https://www.googleapis.com/customsearch/v1"
 MAX_NUM = 10  # the API returns at most 10 results per request
@@ -67,8 +67,7 @@ def _api_message(response) -> str:
         return redact_excerpt(response.text, 300)
 
 
-@register("google")
-def _factory(*, search_url: str | None = None, timeout: float = 30.0, retries: int = 4, **_ignored) -> GoogleImages:
+def from_options(*, search_url: str | None = None, timeout: float = 30.0, retries: int = 4, **_ignored) -> GoogleImages:
     key = os.environ.get("VKEL_GOOGLE_API_KEY")
     engine = os.environ.get("VKEL_GOOGLE_CSE_ID")
     missing = [name for name, value in (("VKEL_GOOGLE_API_KEY", key), ("VKEL_GOOGLE_CSE_ID", engine)) if not value]

@@ -21,7 +21,7 @@ import orjson
 from ..errors import VkelError
 from ..images import is_url
 from ..records import Record, source_name
-from . import Retriever, register
+from . import Retriever
 
 
 def _is_entry(obj) -> bool:
@@ -104,11 +104,9 @@ def _need_index(index: str | None, name: str) -> str:
     return index
 
 
-@register("local")
-def _local(*, index: str | None = None, **_ignored) -> IndexRetriever:
+def local_from_options(*, index: str | None = None, **_ignored) -> IndexRetriever:
     return IndexRetriever(_need_index(index, "local"), by_query=True, urls_only=False, name="local")
 
 
-@register("urls")
-def _urls(*, index: str | None = None, **_ignored) -> IndexRetriever:
+def urls_from_options(*, index: str | None = None, **_ignored) -> IndexRetriever:
     return IndexRetriever(_need_index(index, "urls"), by_query=False, urls_only=True, name="urls")
