@@ -104,5 +104,3 @@ def _cells(row: dict[str, Any]) -> list[str]:
 
 
 LAYOUT = Layout(("IoU", "type", "K", "recall %", "covered", "groundable"), _cells, left=(1,))
-print_table = LAYOUT.print_table
-markdown = LAYOUT.markdown

@@ -1,4 +1,4 @@
-"""Metric rows -> a readable rich table (stderr) or a Markdown table (files).
+"""Metric rows -> JSON lines (stdout), a readable rich table (stderr) and a Markdown table (files).
 
 The JSON rows hold fractions (0.6239); the tables show percentages, as the paper does, and say so in
 their headers (`P %`), so the two never disagree on units."""
@@ -49,9 +49,25 @@ def _score_cells(row: dict[str, Any]) -> list[str]:
 SCORE = Layout(("task", "IoU", "type", "P %", "R %", "F1 %", "tp", "pred", "gold"), _score_cells, left=(0, 2))
 
 
-def print_table(rows: Iterable[dict[str, Any]], title: str = "vkel score") -> None:
-    SCORE.print_table(rows, title)
+def emit(rows: list[dict[str, Any]], layout: Layout, *, title: str, markdown: str | None = None,
+         quiet: bool = False, notes: Iterable[str] = ()) -> None:
+    """What a metric command prints: one JSON line per row on stdout, its `notes` on stderr, the Markdown
+    table to `markdown` (atomically), and the table on stderr unless `quiet`."""
+    import sys
 
+    import orjson
 
-def markdown(rows: Iterable[dict[str, Any]]) -> str:
-    return SCORE.markdown(rows)
+    from .progress import log
+    from .records import atomic_path
+
+    out = sys.stdout.buffer
+    for row in rows:
+        out.write(orjson.dumps(row) + b"\n")
+    out.flush()
+    for note in notes:
+        log(note)
+    if markdown:
+        with atomic_path(markdown, "w") as handle:
+            handle.write(layout.markdown(rows))
+    if not quiet:
+        layout.print_table(rows, title)

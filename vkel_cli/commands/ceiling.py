@@ -33,30 +33,17 @@ def ceiling_cli(
     For each K and IoU threshold, the share of
     groundable gold entities with an object among the top K (by score) at IoU >= the threshold. One JSON
     line per (IoU, type, K) on stdout; a table on stderr."""
-    import sys
-
-    import orjson
-
-    from ..ceiling import Ceiling, ceiling_stream, markdown as to_markdown, print_table
+    from ..ceiling import LAYOUT, Ceiling, ceiling_stream
     from ..errors import ErrorPolicy
-    from ..progress import log
-    from ..records import atomic_path, read_records
+    from ..records import read_records
+    from ..tables import emit
 
     ks, thresholds = _ks(k), _thresholds(iou)
     policy = ErrorPolicy(on_error)
     ceiling = Ceiling(ks=ks, ious=thresholds, by_type=by_type)
     ceiling_stream(read_records(inputs or ["-"], policy), ceiling, policy)
-    rows = ceiling.results()
-    out = sys.stdout.buffer
-    for row in rows:
-        out.write(orjson.dumps(row) + b"\n")
-    out.flush()
-    if ceiling.without_objects:
-        log(f"{ceiling.without_objects} record(s) had no `objects` field (run `vkel detect`): counted as "
-            f"detecting nothing")
-    if markdown:
-        with atomic_path(markdown, "w") as handle:
-            handle.write(to_markdown(rows))
-    if not quiet:
-        print_table(rows, title=f"vkel ceiling ({ceiling.records} records, {ceiling.objects} objects)")
+    notes = [f"{ceiling.without_objects} record(s) had no `objects` field (run `vkel detect`): counted as detecting "
+             "nothing"] if ceiling.without_objects else []
+    emit(ceiling.results(), LAYOUT, title=f"vkel ceiling ({ceiling.records} records, {ceiling.objects} objects)",
+         markdown=markdown, quiet=quiet, notes=notes)
     policy.finish()

@@ -37,16 +37,10 @@ def score_cli(
 
     Scores predictions against gold: one JSON line per task, IoU threshold and type on stdout;
     a table on stderr. `man vkel-score` defines the metric."""
-    import sys
-
-    import orjson
-
     from ..errors import ErrorPolicy
-    from ..progress import log
-    from ..records import atomic_path, read_records
+    from ..records import read_records
     from ..score import Scorer, load_gold, score_stream
-    from ..tables import markdown as to_markdown
-    from ..tables import print_table
+    from ..tables import SCORE, emit
 
     thresholds = _thresholds(iou)
     level = level or ("coarse" if pred_field == "stage1" else "fine")
@@ -54,18 +48,13 @@ def score_cli(
     scorer = Scorer(level=level, ious=thresholds, by_type=by_type, ignore_case=ignore_case)
     gold_entities = load_gold(gold, policy) if gold else None
     stats = score_stream(read_records(inputs or ["-"], policy), scorer, pred_field, gold_entities, policy)
-    rows = scorer.results()
-    out = sys.stdout.buffer
-    for row in rows:
-        out.write(orjson.dumps(row) + b"\n")
-    out.flush()
+    notes = []
     if stats["without_predictions"]:
-        log(f"{stats['without_predictions']} record(s) had no `{pred_field}` field: scored as predicting nothing")
+        notes.append(f"{stats['without_predictions']} record(s) had no `{pred_field}` field: scored as predicting "
+                     "nothing")
     if stats["unseen_gold"]:
-        log(f"{stats['unseen_gold']} gold record(s) had no usable prediction record: scored as predicting nothing")
-    if markdown:
-        with atomic_path(markdown, "w") as handle:
-            handle.write(to_markdown(rows))
-    if not quiet:
-        print_table(rows, title=f"vkel score ({level} types, {stats['records']} records)")
+        notes.append(f"{stats['unseen_gold']} gold record(s) had no usable prediction record: scored as predicting "
+                     "nothing")
+    emit(scorer.results(), SCORE, title=f"vkel score ({level} types, {stats['records']} records)",
+         markdown=markdown, quiet=quiet, notes=notes)
     policy.finish()
