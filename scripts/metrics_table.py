@@ -72,6 +72,18 @@ def by_iou(path: str, type_name: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def missing_file(items: list[str]) -> str | None:
+    """The first METRICS path of `items` (METRICS or LABEL=METRICS) that is not a file, else None."""
+    return next((path for path in (item.rpartition("=")[2] for item in items) if not Path(path).is_file()), None)
+
+
+def labelled(items: list[str]) -> list[tuple[str, str]]:
+    """LABEL=PATH items as (label, path), split at the last "=" so a label may hold one ("K=5=out/k5/m.jsonl");
+    a bare PATH is labelled by its folder."""
+    return [(item.rpartition("=")[0], item.rpartition("=")[2]) if "=" in item else (Path(item).parent.name, item)
+            for item in items]
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("items", nargs="+", help="LABEL=METRICS.jsonl (or one METRICS.jsonl with --by-iou)")
@@ -80,19 +92,16 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--type", default="all", help="coarse type of the rows shown (default all)")
     parser.add_argument("--by-iou", action="store_true", help="one row per IoU threshold of one metrics file")
     args = parser.parse_args(argv[1:])
-    for item in args.items:
-        path = item.rpartition("=")[2]
-        if not Path(path).is_file():
-            print(f"metrics_table: {path}: no such metrics file", file=sys.stderr)
-            return 1
+    missing = missing_file(args.items)
+    if missing:
+        print(f"metrics_table: {missing}: no such metrics file", file=sys.stderr)
+        return 1
     if args.by_iou:
         if len(args.items) != 1:
             parser.error("--by-iou takes exactly one metrics file")
         table = by_iou(args.items[0].rpartition("=")[2], args.type)
     else:
-        # LABEL=PATH, split at the last "=" so a label may hold one ("K=5=out/k5/metrics.jsonl").
-        pairs = [(item.rpartition("=")[0], item.rpartition("=")[2]) if "=" in item else (Path(item).parent.name, item)
-                 for item in args.items]
+        pairs = labelled(args.items)
         table = by_label(pairs, args.iou, args.type)
     if args.title:
         sys.stdout.write(f"### {args.title}\n\n")

@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from metrics_table import TASKS, load, pick  # noqa: E402  (one reader of the metrics files)
+from metrics_table import TASKS, labelled, load, missing_file, pick  # noqa: E402  (one reader of the metrics files)
 
 Series = dict[str, tuple[list[float], list[float]]]  # name -> (x values, F1 in %)
 
@@ -140,11 +140,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--iou", type=float, default=0.5, help="IoU threshold of the points (labels; default 0.5)")
     parser.add_argument("--type", default="all", help="coarse type of the points (labels; default all)")
     args = parser.parse_args(argv[1:])
-    for item in args.items:
-        path = item.rpartition("=")[2]
-        if not Path(path).is_file():
-            print(f"plot_sweeps: {path}: no such metrics file", file=sys.stderr)
-            return 1
+    missing = missing_file(args.items)
+    if missing:
+        print(f"plot_sweeps: {missing}: no such metrics file", file=sys.stderr)
+        return 1
     if args.kind == "timing":
         stages, seconds = timing_series(args.items[0])
         draw_bars(stages, seconds, args.title or "demo: seconds per stage", args.output)
@@ -155,8 +154,7 @@ def main(argv: list[str]) -> int:
         draw([(task, iou_series(path, task)) for task in ("FMNERG", "EEG")], "IoU threshold", args.title,
              args.output)
     else:
-        pairs = [(item.rpartition("=")[0], item.rpartition("=")[2]) if "=" in item else (Path(item).parent.name, item)
-                 for item in args.items]
+        pairs = labelled(args.items)
         series, ticks = label_series(pairs, args.iou, args.type)
         draw([(f"IoU {args.iou:g}, {args.type} types", series)], args.x_label, args.title, args.output, ticks)
     return 0
