@@ -245,10 +245,10 @@ def size_of(record: dict[str, Any], image_root: str | None = None) -> list[int] 
     if size:
         return list(size)
     try:
-        location = resolve(record.get("image"), image_root)
-        return list(file_frame(location).size) if location and not is_url(location) else None
+        frame = frame_of(record, image_root)
     except ImageError:
         return None
+    return list(frame.size) if frame else None
 
 
 # ------------------------------------------------------------------------------------- the frame rule

@@ -119,9 +119,9 @@ def record_examples(record: dict[str, Any], opts: ExampleOptions,
         if stage == 1:
             prompt, target = prompts.stage1_example(record)
         else:
-            if frame is not None:  # targets, objects and prompt in the decoded image's frame
+            if frame is not None:  # targets, objects and prompt in the decoded image's frame (sets image_size)
                 images.align(record, frame)
-            size = images.size_of({**record, "image": location}, opts.image_root)
+            size = record.get("image_size")
             if size is None:
                 raise VkelError("image size unknown (no `image_size`, unreadable image header)", where)
             prompt, target = prompts.stage2_example(record, size, noise=opts.noise, seed=opts.seed, top_k=opts.top_k,
