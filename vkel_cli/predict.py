@@ -78,13 +78,17 @@ def stage_prompt(record: dict[str, Any], opts: PredictOptions, size) -> str:
 
 
 def prepare(record: dict[str, Any], opts: PredictOptions, as_data_url: bool = False) -> Job:
-    """Load the image and build the prompt; a failure is kept on the job, not raised."""
+    """Load the image and build the prompt (at most MAX_PROMPT_CHARS); a failure is kept on the job, not raised."""
     job = Job(record)
     try:
         decoded = images.load_decoded(record, opts.image_root)
         images.align(record, decoded.frame)  # gold boxes, objects and the prompt in the decoded image's frame
         job.size = list(decoded.frame.size)
-        job.prompt = stage_prompt(record, opts, job.size)
+        prompt = stage_prompt(record, opts, job.size)
+        if len(prompt) > MAX_PROMPT_CHARS:  # a huge `tokens` list or knowledge text fails its record only
+            raise VkelError(f"prompt of {len(prompt):,} characters exceeds the cap of {MAX_PROMPT_CHARS:,} "
+                            "(tokens or knowledge too long)", f"record {record.get('id')!r}")
+        job.prompt = prompt
         original = decoded.ext if decoded.frame.orientation == 1 else None
         job.image = data_url(record, decoded.image, opts.image_root, original) if as_data_url else decoded.image
     except VkelError as err:
@@ -105,15 +109,6 @@ def data_url(record: dict[str, Any], picture, image_root: str | None, original: 
         picture.save(buffer, format="JPEG", quality=95)
         data, kind = buffer.getvalue(), mime["jpg"]
     return f"data:{kind};base64,{base64.b64encode(data).decode('ascii')}"
-
-
-def bound(job: Job) -> Job:
-    """A prompt over MAX_PROMPT_CHARS (a huge `tokens` list or knowledge text) fails its record only."""
-    if job.error is None and len(job.prompt) > MAX_PROMPT_CHARS:
-        job.error = VkelError(f"prompt of {len(job.prompt):,} characters exceeds the cap of {MAX_PROMPT_CHARS:,} "
-                              "(tokens or knowledge too long)", f"record {job.record.get('id')!r}")
-        job.prompt, job.image = "", None
-    return job
 
 
 def complete(job: Job, raw: str | None, opts: PredictOptions) -> tuple[dict[str, Any], VkelError | None]:
@@ -205,7 +200,7 @@ def _free_accelerator_memory() -> None:
 def local_outcomes(generator: LocalGenerator, records: list[dict[str, Any]],
                    opts: PredictOptions) -> list[tuple[dict[str, Any], VkelError | None]]:
     """One batch of records through prepare -> generate -> parse (shared by one process and torchrun)."""
-    jobs = [bound(prepare(record, opts)) for record in records]
+    jobs = [prepare(record, opts) for record in records]
     answers = generate_or_retry(generator, [job for job in jobs if job.error is None])
     return [complete(job, answers.get(id(job)), opts) for job in jobs]
 
@@ -242,7 +237,7 @@ def _openai(opts: PredictOptions, pairs: Iterable, policy: ErrorPolicy) -> Itera
                               params={"temperature": 0, "max_tokens": opts.max_new_tokens})
 
     def run(record: dict[str, Any]) -> tuple[Job, str | None]:
-        job = bound(prepare(record, opts, as_data_url=True))
+        job = prepare(record, opts, as_data_url=True)
         if job.error is not None:
             return job, None
         messages = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": job.image}},
