@@ -42,8 +42,14 @@ def _open_binary(source: str):
         raise VkelError(f"cannot open: {err.strerror}", source) from None
 
 
+def strip_bom(line: bytes, lineno: int) -> bytes:
+    """The line without the UTF-8 byte order mark a first line may start with."""
+    return line[len(BOM):] if lineno == 1 and line.startswith(BOM) else line
+
+
 def iter_lines(source: str) -> Iterator[tuple[int, bytes]]:
-    """Yield (line number, line) from a file or `-`, gunzipping when the data is gzip."""
+    """Yield (line number, line) from a file or `-`, gunzipping when the data is gzip; a byte order mark
+    is stripped here, so no reader above needs to."""
     raw = _open_binary(source)
     stream = raw if hasattr(raw, "peek") else io.BufferedReader(raw)
     name = source_name(source)
@@ -52,7 +58,7 @@ def iter_lines(source: str) -> Iterator[tuple[int, bytes]]:
         if stream.peek(2)[:2] == GZIP_MAGIC:
             stream = gzip.GzipFile(fileobj=stream)
         for lineno, line in enumerate(stream, 1):
-            yield lineno, (line[len(BOM):] if lineno == 1 and line.startswith(BOM) else line)
+            yield lineno, strip_bom(line, lineno)
     except (EOFError, gzip.BadGzipFile, zlib.error) as err:
         raise VkelError(f"corrupt or truncated gzip data: {err}", f"{name}:{lineno + 1}") from None
     finally:

@@ -26,7 +26,6 @@ from ..errors import ErrorPolicy, VkelError
 from ..records import Record, iter_nonblank, load_object
 from .benchmark import GMNER_TYPES
 from .join import Item, join_by_order, set_generation
-from .text import strip_bom
 
 ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.S | re.I)
 AFTER_THINK = re.compile(r"</think>\s*(.*)$", re.S | re.I)
@@ -145,7 +144,7 @@ def restore_box(box: list[float], size: list[int], resized: tuple[int, int]) -> 
 def _lines(path: str) -> Iterator[Item]:
     for where, line in iter_nonblank(path):
         try:
-            yield load_object(strip_bom(line, where.line), where), str(where)
+            yield load_object(line, where), str(where)
         except VkelError as err:
             yield err, str(where)
 

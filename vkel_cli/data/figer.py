@@ -22,8 +22,8 @@ from typing import Iterator
 
 from .. import hierarchy
 from ..errors import ErrorPolicy, VkelError
-from ..records import Record, entity_text, iter_lines, iter_nonblank, load_object, source_name
-from .text import decode_line, strip_bom, text_lines
+from ..records import Record, entity_text, iter_lines, iter_nonblank, load_object, source_name, strip_bom
+from .text import decode_line, text_lines
 
 TypeMap = dict[str, "tuple[str, str | None] | None"]
 
@@ -174,7 +174,7 @@ def read_conll(path: str, policy: ErrorPolicy) -> Iterator[Sentence]:
 def read_jsonl(path: str, policy: ErrorPolicy) -> Iterator[Sentence]:
     for number, (where, raw) in enumerate(iter_nonblank(path), 1):
         try:
-            sentence = _sentence_from_json(strip_bom(raw, where.line), str(where))
+            sentence = _sentence_from_json(raw, str(where))
         except VkelError as err:
             policy.handle(err)
             continue
@@ -208,7 +208,7 @@ def _looks_like_jsonl(path: str) -> bool:
     try:
         for _, raw in lines:
             if raw.strip():
-                return strip_bom(raw, 1).lstrip().startswith(b"{")
+                return raw.lstrip().startswith(b"{")
         return False
     finally:
         lines.close()

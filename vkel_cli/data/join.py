@@ -10,7 +10,6 @@ from typing import Any, Callable, Iterable, Iterator
 
 from ..errors import ErrorPolicy, Location, VkelError
 from ..records import Record, iter_nonblank, parse_record, source_name
-from .text import strip_bom
 
 # An item read from a prediction file: its value, or the error that made it unreadable, and where it stood.
 Item = tuple[Any, str]
@@ -20,7 +19,7 @@ def gold_records(gold: str) -> Iterator[tuple[Record | VkelError, str]]:
     """Every non-blank gold line as a record, or as the error that it is not one."""
     for where, line in iter_nonblank(gold):
         try:
-            yield parse_record(strip_bom(line, where.line), where), str(where)
+            yield parse_record(line, where), str(where)
         except VkelError as err:
             yield err, str(where)
 

@@ -8,17 +8,11 @@ from typing import Iterator
 from ..errors import VkelError
 from ..records import iter_lines, source_name
 
-BOM = b"\xef\xbb\xbf"
-
-
-def strip_bom(raw: bytes, lineno: int) -> bytes:
-    return raw[len(BOM):] if lineno == 1 and raw.startswith(BOM) else raw
-
-
 def decode_line(raw: bytes, lineno: int, name: str) -> str:
-    """One line without its BOM (first line) and its line ending, or a VkelError naming file:line."""
+    """One line (from `text_lines`: its BOM already stripped) without its line ending, or a VkelError
+    naming file:line."""
     try:
-        return strip_bom(raw, lineno).decode("utf-8").rstrip("\r\n")
+        return raw.decode("utf-8").rstrip("\r\n")
     except UnicodeDecodeError as err:
         raise VkelError(f"not UTF-8: {err}", f"{name}:{lineno}") from None
 

@@ -9,7 +9,6 @@ from .. import images, sequences
 from ..errors import ErrorPolicy, VkelError
 from ..records import Record, iter_nonblank, load_object
 from .join import Item, join_by_order
-from .text import strip_bom
 
 
 def detect_stage(text: str) -> int | None:
@@ -30,7 +29,7 @@ GENERATION_FIELDS = ("output", "predict", "response", "text")
 def _outputs(path: str) -> Iterator[Item]:
     for where, line in iter_nonblank(path):
         try:
-            item = load_object(strip_bom(line, where.line), where)
+            item = load_object(line, where)
             text = next((item[key] for key in GENERATION_FIELDS if isinstance(item.get(key), str)), None)
             if text is None:
                 raise VkelError("expected an object with a string `output` (or `predict`, `response`, `text`)",
