@@ -1,6 +1,6 @@
 """Benchmark of `vkel augment`'s CLIP filter: batched + parallel decode vs one image at a time.
 
-Runs the real pipeline (vkel_cli.augment.augment with the `local` retriever over a generated image pool,
+Runs the real pipeline (vkel_cli.augment.run.augment with the `local` retriever over a generated image pool,
 so no network is involved: each candidate is read, verified, decoded, preprocessed, encoded and compared)
 in three settings: one image at a time (batch 1, one thread, decoding in it), batched with decoding in
 threads (--decode-workers 0), and batched with decoding worker processes (the default, one per core).
@@ -24,11 +24,12 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from vkel_cli.augment import AugmentStats, augment  # noqa: E402
-from vkel_cli.clip import OpenClipScorer, build_tiny_clip  # noqa: E402
-from vkel_cli.errors import ErrorPolicy, Location  # noqa: E402
-from vkel_cli.retrieval import get_retriever  # noqa: E402
-from vkel_cli.retrieval.download import ImageStore  # noqa: E402
+from vkel_cli.augment.run import AugmentStats, augment  # noqa: E402
+from vkel_cli.augment.clip import OpenClipScorer
+from vkel_cli.models.tiny import build_tiny_clip  # noqa: E402
+from vkel_cli.core.errors import ErrorPolicy, Location  # noqa: E402
+from vkel_cli.augment.retrieval import get_retriever  # noqa: E402
+from vkel_cli.augment.retrieval.download import ImageStore  # noqa: E402
 
 CANDIDATES = 5
 
@@ -95,7 +96,7 @@ def worker_start() -> float:
     """Seconds from a cold start to the first answer of a decoding worker process (in a fresh Python, so
     that the forkserver is started too): what a `vkel augment` run pays once."""
     code = ("import time; t = time.perf_counter(); from concurrent.futures import ThreadPoolExecutor; "
-            "from vkel_cli.retrieval.decode import DecodePool\n"
+            "from vkel_cli.augment.retrieval.decode import DecodePool\n"
             "with DecodePool(1, ThreadPoolExecutor(1), 1, None) as pool: pool.submit([]).results()\n"
             "print(time.perf_counter() - t)")
     import subprocess

@@ -42,7 +42,7 @@ def make_images(root: Path, n: int) -> list[dict]:
 
 def run_once(detector, records, root, batch_size, parallel) -> float:
     from vkel_cli.detect.run import DetectSettings, detect_records
-    from vkel_cli.errors import ErrorPolicy, Location
+    from vkel_cli.core.errors import ErrorPolicy, Location
 
     settings = DetectSettings(image_root=str(root), top_k=5, score_threshold=0.0, batch_size=batch_size,
                               workers=4 if parallel else 1, prefetch=1 if parallel else 0)

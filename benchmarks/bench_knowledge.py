@@ -22,10 +22,10 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from openai_server import OpenAIServer, knowledge_answer  # noqa: E402
 
-from vkel_cli.errors import ErrorPolicy  # noqa: E402
-from vkel_cli.knowledge import run  # noqa: E402
-from vkel_cli.llm.config import open_endpoints  # noqa: E402
-from vkel_cli.llm.ledger import Ledger  # noqa: E402
+from vkel_cli.core.errors import ErrorPolicy  # noqa: E402
+from vkel_cli.knowledge.ask import run  # noqa: E402
+from vkel_cli.knowledge.llm.config import open_endpoints  # noqa: E402
+from vkel_cli.knowledge.llm.ledger import Ledger  # noqa: E402
 
 LATENCY = 0.2
 

@@ -1,6 +1,6 @@
 """Benchmark of `vkel predict` (local engine): batched greedy generation vs one record at a time.
 
-Runs the real pipeline (vkel_cli.predict.predict: image loading, chat template, processor, generate with
+Runs the real pipeline (vkel_cli.predict.run.predict: image loading, chat template, processor, generate with
 left padding, parsing) on a tiny random LLaVA from `vkel models tiny`, with every answer forced to the
 same length (min_new_tokens = max_new_tokens) so both settings do the same work. Prints a Markdown
 section with the per-record time at batch 1 and batch 16 and their ratio (must be >= 4x).
@@ -20,9 +20,11 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from vkel_cli.errors import ErrorPolicy  # noqa: E402
+from vkel_cli.core.errors import ErrorPolicy  # noqa: E402
 from vkel_cli.models.tiny import build_tiny  # noqa: E402
-from vkel_cli.predict import LocalGenerator, PredictOptions, predict  # noqa: E402
+from vkel_cli.predict.local import LocalGenerator
+from vkel_cli.predict.jobs import PredictOptions
+from vkel_cli.predict.run import predict  # noqa: E402
 
 
 def make_records(directory: str, n: int) -> list[dict]:

@@ -1,6 +1,6 @@
 """Benchmark at the real model shapes: LLaVA-1.5-7B and Qwen2.5-VL-7B built from their published
 architecture numbers (random weights, nothing downloaded), measured through vkel's own code paths:
-`vkel_cli.train.train` (HF Trainer + PEFT LoRA, batch 4) and `vkel_cli.predict.predict` (local engine,
+`vkel_cli.train.run.train` (HF Trainer + PEFT LoRA, batch 4) and `vkel_cli.predict.run.predict` (local engine,
 batched greedy generation), on the benchmark's records (their real prompt and target lengths; images
 synthesised at the benchmark's sizes, from the XML files).
 
@@ -171,9 +171,9 @@ class Meter:
 def sequence_lengths(model_dir: Path, backbone, records: list[dict], stage: int, image_root: Path) -> tuple:
     """Mean (tokens in the sequence, image tokens, target tokens) of the training examples, by the
     project's own collator (chat template + processor, as training sees them)."""
-    from vkel_cli import backbones as bb
-    from vkel_cli.errors import ErrorPolicy
-    from vkel_cli.train_data import Collator, ExampleOptions, SpooledExamples
+    from vkel_cli.models import backbones as bb
+    from vkel_cli.core.errors import ErrorPolicy
+    from vkel_cli.train.examples import Collator, ExampleOptions, SpooledExamples
 
     processor = bb.load_processor(str(model_dir), padding_side="right")
     pairs = ((dict(r), None) for r in records)
@@ -196,7 +196,7 @@ def measure_train(model_dir: Path, records: list[dict], stage: int, image_root: 
                   meter: Meter) -> dict:
     from transformers import TrainerCallback
 
-    from vkel_cli.train import TrainOptions, train
+    from vkel_cli.train.run import TrainOptions, train
 
     class StepTimer(TrainerCallback):
         def __init__(self):
@@ -223,8 +223,9 @@ def measure_train(model_dir: Path, records: list[dict], stage: int, image_root: 
 
 def measure_generate(generator, records: list[dict], stage: int, batch: int, new_tokens: int, image_root: Path,
                      meter: Meter) -> dict:
-    from vkel_cli.errors import ErrorPolicy
-    from vkel_cli.predict import PredictOptions, predict
+    from vkel_cli.core.errors import ErrorPolicy
+    from vkel_cli.predict.jobs import PredictOptions
+    from vkel_cli.predict.run import predict
 
     opts = PredictOptions(stage=stage, batch_size=batch, max_new_tokens=new_tokens, image_root=str(image_root))
     generator.max_new_tokens = new_tokens
@@ -247,8 +248,9 @@ def measure_generate(generator, records: list[dict], stage: int, batch: int, new
 def run_backbone(backbone_name: str, args, work: Path, meter: Meter) -> list[list]:
     import torch
 
-    from vkel_cli import backbones
-    from vkel_cli.predict import LocalGenerator, PredictOptions
+    from vkel_cli.models import backbones
+    from vkel_cli.predict.local import LocalGenerator
+    from vkel_cli.predict.jobs import PredictOptions
 
     model_dir = build_model(backbone_name, args.scale, work, args.device)
     backbone = backbones.detect(str(model_dir))

@@ -20,11 +20,11 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from vkel_cli import backbones  # noqa: E402
-from vkel_cli.errors import ErrorPolicy  # noqa: E402
+from vkel_cli.models import backbones  # noqa: E402
+from vkel_cli.core.errors import ErrorPolicy  # noqa: E402
 from vkel_cli.models.tiny import build_tiny  # noqa: E402
-from vkel_cli.records import read_records  # noqa: E402
-from vkel_cli.train_data import Collator, ExampleOptions, SpooledExamples  # noqa: E402
+from vkel_cli.core.records import read_records  # noqa: E402
+from vkel_cli.train.examples import Collator, ExampleOptions, SpooledExamples  # noqa: E402
 
 
 def make_records(directory: str, n: int) -> str:

@@ -52,17 +52,15 @@ DETECT_TOP_K := $(shell printf '%s\n' $(K_SWEEP) $(TOP_K) | sort -n | tail -n 1)
 comma := ,
 
 # The code each stage runs (what makes its outputs stale). $(wildcard) keeps only files that exist.
-CODE_BASE := $(wildcard vkel_cli/records.py vkel_cli/errors.py vkel_cli/images.py vkel_cli/boxes.py)
+CODE_BASE := $(wildcard vkel_cli/core/records.py vkel_cli/core/errors.py vkel_cli/fetch/images.py vkel_cli/core/boxes.py)
 CODE_DATA := $(CODE_BASE) $(wildcard vkel_cli/data/*.py vkel_cli/commands/data*.py vkel_cli/resources/*.json)
-CODE_AUGMENT := $(CODE_BASE) $(wildcard vkel_cli/augment.py vkel_cli/clip.py vkel_cli/retrieval/*.py \
-  vkel_cli/commands/augment.py)
+CODE_AUGMENT := $(CODE_BASE) $(wildcard vkel_cli/augment/*.py vkel_cli/augment/retrieval/*.py vkel_cli/commands/augment.py)
 CODE_DETECT := $(CODE_BASE) $(wildcard vkel_cli/detect/*.py vkel_cli/commands/detect.py)
-CODE_KNOWLEDGE := $(CODE_BASE) $(wildcard vkel_cli/knowledge.py vkel_cli/vote.py vkel_cli/llm/*.py \
+CODE_KNOWLEDGE := $(CODE_BASE) $(wildcard vkel_cli/knowledge/*.py vkel_cli/knowledge/llm/*.py \
   vkel_cli/commands/knowledge.py vkel_cli/commands/vote.py vkel_cli/resources/*templates*)
-CODE_MODEL := $(CODE_BASE) $(wildcard vkel_cli/sequences.py vkel_cli/prompts.py vkel_cli/backbones.py \
-  vkel_cli/train*.py vkel_cli/predict*.py vkel_cli/train/*.py vkel_cli/predict/*.py vkel_cli/models/*.py \
+CODE_MODEL := $(CODE_BASE) $(wildcard vkel_cli/format/*.py vkel_cli/models/*.py vkel_cli/train/*.py vkel_cli/predict/*.py \
   vkel_cli/commands/train.py vkel_cli/commands/predict.py)
-CODE_SCORE := $(CODE_BASE) $(wildcard vkel_cli/score.py vkel_cli/tables.py vkel_cli/commands/score.py)
+CODE_SCORE := $(CODE_BASE) $(wildcard vkel_cli/metric/score.py vkel_cli/metric/tables.py vkel_cli/commands/score.py)
 # The LLM config is a prerequisite only when it is a file here (it may come from $VKEL_LLM_CONFIG).
 LLM_CONFIG_DEP := $(wildcard $(LLM_CONFIG))
 

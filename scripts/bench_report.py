@@ -53,7 +53,8 @@ def gpus() -> str:
 
 
 def versions() -> str:
-    from vkel_cli import __version__, env_info
+    from vkel_cli import __version__
+    from vkel_cli.core import env_info
 
     stack = ", ".join(f"{name} {version}" for name, version in env_info.package_versions().items() if version)
     return f"vkel {__version__}, {stack}"
@@ -121,7 +122,7 @@ def main(argv: list[str]) -> int:
     if failed:
         report.append(f"**Failed: {', '.join(failed)}** (see their sections).\n")
     report += sections
-    from vkel_cli.records import atomic_path
+    from vkel_cli.core.records import atomic_path
 
     with atomic_path(args.output, "w") as handle:
         handle.write("\n".join(report))

@@ -1,4 +1,4 @@
-"""The attack census (scripts/attack_census.py) against this tree: a handful of its cases, one per class
+"""The attack census (tests/attack/attack_census.py) against this tree: a handful of its cases, one per class
 that needs no torch, must end handled or at worst `wrong`, never crashed, leaked, lost or hung; and the
 judge itself must see each of those outcomes when they happen."""
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(ROOT / "tests" / "attack"))
 
 from attack_cases import CASES  # noqa: E402
 from attack_harness import KEY, Context, Run, Shared  # noqa: E402

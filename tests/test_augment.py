@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from image_server import ImageServer
-from vkel_cli.augment import AugmentStats, augment
-from vkel_cli.clip import Scorer
-from vkel_cli.errors import ErrorPolicy, Location, VkelError
-from vkel_cli.retrieval import build_query, get_retriever
-from vkel_cli.retrieval.download import ImageStore
+from vkel_cli.augment.run import AugmentStats, augment
+from vkel_cli.augment.clip import Scorer
+from vkel_cli.core.errors import ErrorPolicy, Location, VkelError
+from vkel_cli.augment.retrieval import build_query, get_retriever
+from vkel_cli.augment.retrieval.download import ImageStore
 
 COLORS = {"red": (1.0, 0.0, 0.0), "green": (0.0, 1.0, 0.0), "blue": (0.0, 0.0, 1.0)}
 

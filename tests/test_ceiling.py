@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from vkel_cli.ceiling import Ceiling
+from vkel_cli.metric.ceiling import Ceiling
 
 
 def _entity(text, boxes, coarse="person", fine="athlete"):

@@ -52,7 +52,7 @@ def test_env_reports_versions_and_cache(vkel, tmp_path):
 
 
 def test_internal_errors_are_one_redacted_line(tmp_path):
-    code = ("import sys\nfrom vkel_cli import cli, errors\nerrors.register_secret('sk-very-secret-key')\n"
+    code = ("import sys\nfrom vkel_cli import cli\nfrom vkel_cli.core import errors\nerrors.register_secret('sk-very-secret-key')\n"
             "@cli.app.command('boom')\ndef boom():\n    raise RuntimeError('failed with key sk-very-secret-key')\n"
             "cli.main(['boom'])")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

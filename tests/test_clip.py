@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def tiny_clip(tmp_path_factory):
-    from vkel_cli.clip import build_tiny_clip
+    from vkel_cli.models.tiny import build_tiny_clip
 
     return build_tiny_clip(str(tmp_path_factory.mktemp("tiny-clip")), seed=3)
 
@@ -26,7 +26,7 @@ def _images():
 
 
 def test_batched_equals_one_at_a_time_and_rows_are_unit(tiny_clip):
-    from vkel_cli.clip import OpenClipScorer
+    from vkel_cli.augment.clip import OpenClipScorer
 
     scorer = OpenClipScorer(tiny_clip, None, device="cpu", batch_size=3)  # 7 images: batches of 3, 3, 1
     prepared = [scorer.prepare(img) for img in _images()]
@@ -43,8 +43,8 @@ def test_batched_equals_one_at_a_time_and_rows_are_unit(tiny_clip):
 
 
 def test_load_errors_are_clear(tmp_path):
-    from vkel_cli.clip import OpenClipScorer
-    from vkel_cli.errors import VkelError
+    from vkel_cli.augment.clip import OpenClipScorer
+    from vkel_cli.core.errors import VkelError
 
     with pytest.raises(VkelError, match="cannot load CLIP model 'No-Such-Model'"):
         OpenClipScorer("No-Such-Model", None)
@@ -98,7 +98,7 @@ def test_augment_cli_local_and_google(tiny_clip, vkel, tmp_path):
 
 
 def test_models_tiny_clip_and_random_weights_are_seeded(vkel, tmp_path):
-    from vkel_cli.clip import OpenClipScorer
+    from vkel_cli.augment.clip import OpenClipScorer
 
     result = vkel("models", "tiny", tmp_path / "clip", "--backbone", "clip", "--seed", "3")
     assert result.code == 0, result.stderr

@@ -7,7 +7,7 @@ import pytest
 from conftest import FIXTURES, needs_shared
 from vkel_cli.data.benchmark import import_fmnerg, import_gmner
 from vkel_cli.data.stats import stats
-from vkel_cli.errors import VkelError
+from vkel_cli.core.errors import VkelError
 
 MINI = FIXTURES / "mini"
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from image_server import image_bytes
-from vkel_cli.retrieval.decode import CandidateError, DecodePool, decode_image
+from vkel_cli.augment.retrieval.decode import CandidateError, DecodePool, decode_image
 
 
 class MeanColour:
@@ -81,14 +81,14 @@ def test_a_crashed_worker_costs_only_its_own_task():
 
 
 def test_candidates_go_through_the_one_image_layer(tmp_path):
-    """Formats, orientation and regular files: the same rules as every other stage (vkel_cli.images)."""
+    """Formats, orientation and regular files: the same rules as every other stage (vkel_cli.fetch.images)."""
     import io
     import threading
 
     from PIL import Image
 
-    from vkel_cli.images import ORIENTATION_TAG
-    from vkel_cli.retrieval.download import ImageStore
+    from vkel_cli.fetch.images import ORIENTATION_TAG
+    from vkel_cli.augment.retrieval.download import ImageStore
 
     buffer = io.BytesIO()
     exif = Image.Exif()

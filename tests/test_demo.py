@@ -99,7 +99,7 @@ def test_help_lists_the_variables_with_their_defaults():
 
 
 def test_the_example_llm_config_names_the_endpoints_the_paper_targets_use():
-    from vkel_cli.llm.config import specs_from_toml
+    from vkel_cli.knowledge.llm.config import specs_from_toml
 
     specs = specs_from_toml(str(ROOT / "examples" / "llm.toml"))
     defaults = dict(line.split(" ?= ", 1) for line in (ROOT / "mk" / "paper.mk").read_text().splitlines()

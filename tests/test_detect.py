@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 
 from detect_helpers import check_objects, make_images, parse_object_lines, records, size_of, write_jsonl
-from vkel_cli import boxes
+from vkel_cli.core import boxes
 from vkel_cli.detect.base import Detection, DetectorOptions, create, select
 from vkel_cli.detect.coco import COCO_CLASSES
-from vkel_cli.errors import ErrorPolicy, Location, VkelError
+from vkel_cli.core.errors import ErrorPolicy, Location, VkelError
 
 COCO = set(COCO_CLASSES)
 
@@ -121,7 +121,7 @@ def test_stage_fail_mode_stops_at_the_corrupt_record(rtdetr, image_dir):
 @pytest.mark.slow
 def test_box_round_trip_through_the_stage2_prompt(rtdetr, image_dir):
     """Detector output -> `objects` (px) -> stage-2 prompt text (normalized, 3 decimals) -> parsed -> px."""
-    from vkel_cli.prompts import stage2_prompt
+    from vkel_cli.format.prompts import stage2_prompt
 
     rec = {"id": "r-c", "tokens": ["c"], "image": "c.jpg"}
     (out,), _ = _stage([(rec, Location("in", 1))], rtdetr, image_root=str(image_dir), top_k=5, score_threshold=0.0)

@@ -11,7 +11,7 @@ import pytest
 from detect_helpers import check_objects, make_images, records, write_jsonl
 from vkel_cli.detect.base import DetectorOptions, create
 from vkel_cli.detect.coco import COCO_CLASSES
-from vkel_cli.errors import ErrorPolicy, Location, VkelError
+from vkel_cli.core.errors import ErrorPolicy, Location, VkelError
 
 
 def _mmdet_importable() -> str | None:

@@ -12,10 +12,10 @@ import pytest
 from image_server import ImageServer, image_bytes
 from openai_server import OpenAIServer, Reply
 
-from vkel_cli import http, net
-from vkel_cli.errors import VkelError
-from vkel_cli.llm.openai import OpenAIEndpoint
-from vkel_cli.retrieval.download import CandidateError, ImageStore
+from vkel_cli.fetch import http, net
+from vkel_cli.core.errors import VkelError
+from vkel_cli.knowledge.llm.openai import OpenAIEndpoint
+from vkel_cli.augment.retrieval.download import CandidateError, ImageStore
 
 MSG = [{"role": "user", "content": "hello"}]
 
@@ -126,7 +126,7 @@ def test_configured_llm_endpoints_are_exempt():
 
 def test_record_image_urls_follow_the_policy(server, tmp_path):
     """images.load (predict/train/detect) goes through the same layer: a per-record error naming the record."""
-    from vkel_cli.images import load
+    from vkel_cli.fetch.images import load
 
     url = server.image("/r.jpg", "red")
     with pytest.raises(VkelError) as info:
@@ -153,7 +153,7 @@ def test_trickling_image_server_is_cut_at_the_deadline(server, tmp_path):
 
 def test_trickling_record_image_is_given_up_at_its_deadline_not_retried(server):
     """A record's `image` URL (predict, train, detect) that trickles: one deadline, not one per retry."""
-    from vkel_cli import images
+    from vkel_cli.fetch import images
 
     net.allow_private_urls(True)
     server.files["/t.jpg"] = (200, {"Content-Type": "image/jpeg"}, image_bytes("red"))

@@ -8,9 +8,9 @@ import orjson
 import pytest
 
 from conftest import FIXTURES, needs_shared, SHARED_DATA
-from vkel_cli import hierarchy
+from vkel_cli.core import hierarchy
 from vkel_cli.data.figer import ImportCounts, import_figer, load_type_map, map_types
-from vkel_cli.errors import ErrorPolicy, VkelError
+from vkel_cli.core.errors import ErrorPolicy, VkelError
 
 SAMPLE = FIXTURES / "figer_sample.label"
 

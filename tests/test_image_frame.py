@@ -14,11 +14,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vkel_cli import images, prompts
+from vkel_cli.fetch import images
+from vkel_cli.format import prompts
 from vkel_cli.detect.base import Detection, Detector
 from vkel_cli.detect.run import DetectSettings, detect_records
-from vkel_cli.errors import ErrorPolicy, Location
-from vkel_cli.images import Frame, ImageError
+from vkel_cli.core.errors import ErrorPolicy, Location
+from vkel_cli.fetch.images import Frame, ImageError
 
 TARGET = "Kevin is a(an) person and a(an) athlete, whose bounding boxes are "
 
@@ -74,14 +75,14 @@ def _detect(records, root, mode="fail"):
 
 
 def _stage2_example(record, root):
-    from vkel_cli.train_data import ExampleOptions, record_examples
+    from vkel_cli.train.examples import ExampleOptions, record_examples
 
     (example,) = record_examples(copy.deepcopy(record), ExampleOptions(stage=2, noise=0.0, image_root=str(root)))
     return example
 
 
 def _predict_job(record, root):
-    from vkel_cli.predict import PredictOptions, prepare
+    from vkel_cli.predict.jobs import PredictOptions, prepare
 
     opts = PredictOptions(stage=2, image_root=str(root))
     return prepare(copy.deepcopy(record), opts), opts
@@ -112,7 +113,7 @@ def test_exif_rotated_jpeg_annotated_on_its_stored_pixels(root):
     job, opts = _predict_job(annotated, root)
     assert job.error is None and job.size == [300, 400] and job.image.size == (300, 400)
     assert "Objects in the image:\n- red box (0.7, 0.1, 0.9, 0.3)\n" in job.prompt
-    from vkel_cli.predict import finish
+    from vkel_cli.predict.jobs import finish
 
     record = finish(job, TARGET + "(0.7, 0.1, 0.9, 0.3)", opts, ErrorPolicy("fail"))
     assert record["predictions"][0]["box"] == pytest.approx([210.0, 40.0, 270.0, 120.0])
@@ -141,7 +142,7 @@ def test_image_resized_after_annotation(root):
     assert job.error is None and job.size == [400, 300]
     assert job.record["objects"][0]["box"] == [50.0, 30.0, 150.0, 120.0]
     assert "Objects in the image:\n- red box (0.125, 0.1, 0.375, 0.4)\n" in job.prompt
-    from vkel_cli.predict import finish
+    from vkel_cli.predict.jobs import finish
 
     record = finish(job, TARGET + "(0.25, 0.25, 0.5, 0.75)", opts, ErrorPolicy("fail"))
     assert record["predictions"][0]["box"] == pytest.approx([100.0, 75.0, 200.0, 225.0])
@@ -184,7 +185,7 @@ def test_openai_engine_sends_the_picture_in_the_same_frame(root):
     import base64
     import io
 
-    from vkel_cli.predict import PredictOptions, prepare
+    from vkel_cli.predict.jobs import PredictOptions, prepare
 
     opts = PredictOptions(stage=2, image_root=str(root))
     turned = prepare(_record("rot", "rotated.jpg", None, [1, 1, 2, 2]), opts, as_data_url=True)

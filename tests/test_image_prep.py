@@ -33,7 +33,7 @@ def test_plan_plus_batch_normalisation_equals_the_per_image_transform(kwargs):
     from open_clip.transform import MaybeConvertMode, image_transform
     from torchvision import transforms
 
-    from vkel_cli.image_prep import normalize_batch, plan_for
+    from vkel_cli.augment.image_prep import normalize_batch, plan_for
 
     if isinstance(kwargs, dict):
         transform = image_transform(is_train=False, **kwargs)
@@ -54,8 +54,9 @@ def test_an_unrecognised_transform_is_run_as_it_is(tmp_path):
     from open_clip.transform import image_transform
     from torchvision import transforms
 
-    from vkel_cli.clip import OpenClipScorer, build_tiny_clip
-    from vkel_cli.image_prep import plan_for
+    from vkel_cli.augment.clip import OpenClipScorer
+    from vkel_cli.models.tiny import build_tiny_clip
+    from vkel_cli.augment.image_prep import plan_for
 
     assert plan_for(image_transform(224, is_train=True)) is None  # random crops
     assert plan_for(image_transform(224, is_train=False, resize_mode="longest")) is None  # ResizeKeepRatio

@@ -1,4 +1,4 @@
-"""The one image layer (vkel_cli/images.py): what is opened, what is decoded, where paths may lead.
+"""The one image layer (vkel_cli/fetch/images.py): what is opened, what is decoded, where paths may lead.
 
 Every fault is real: a FIFO made with os.mkfifo, a directory, /dev/zero, a TIFF, truncated bytes, a
 symlink planted inside the image root."""
@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from vkel_cli import images
-from vkel_cli.images import ImageError
+from vkel_cli.fetch import images
+from vkel_cli.fetch.images import ImageError
 
 
 def _png(size=(48, 32), colour=(255, 0, 0), fmt="PNG", **save) -> bytes:

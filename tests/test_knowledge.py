@@ -14,9 +14,9 @@ import orjson
 import pytest
 from openai_server import OpenAIServer, Reply, knowledge_answer, last_user_text
 
-from vkel_cli import hierarchy
-from vkel_cli.errors import VkelError
-from vkel_cli.knowledge import aspects_for, build_messages, load_templates, parse_answer
+from vkel_cli.core import hierarchy
+from vkel_cli.core.errors import VkelError
+from vkel_cli.knowledge.ask import aspects_for, build_messages, load_templates, parse_answer
 
 KEY = "sk-knowledge-77e0c1d2b3"
 PERSON = aspects_for(load_templates(), "person")
@@ -211,9 +211,9 @@ def test_interrupted_run_resumes(tmp_path, servers):
 
 
 def test_streams_in_order_with_bounded_read_ahead(servers):
-    from vkel_cli.errors import ErrorPolicy
-    from vkel_cli.knowledge import run
-    from vkel_cli.llm.config import open_endpoints
+    from vkel_cli.core.errors import ErrorPolicy
+    from vkel_cli.knowledge.ask import run
+    from vkel_cli.knowledge.llm.config import open_endpoints
 
     pulled = [0]
 

@@ -8,10 +8,10 @@ import threading
 import pytest
 from openai_server import OpenAIServer, Reply
 
-from vkel_cli.errors import VkelError, redact
-from vkel_cli.llm.cache import Cache, CachedEndpoint
-from vkel_cli.llm.ledger import Ledger
-from vkel_cli.llm.openai import OpenAIEndpoint
+from vkel_cli.core.errors import VkelError, redact
+from vkel_cli.knowledge.llm.cache import Cache, CachedEndpoint
+from vkel_cli.knowledge.llm.ledger import Ledger
+from vkel_cli.knowledge.llm.openai import OpenAIEndpoint
 
 MSG = [{"role": "user", "content": "hello"}]
 KEY = "sk-test-4f1d9c0b7e2a"

@@ -17,7 +17,7 @@ def tiny_llama(tmp_path_factory):
 
 
 def test_local_endpoint_generates_greedily(tiny_llama):
-    from vkel_cli.llm.local import LocalEndpoint
+    from vkel_cli.knowledge.llm.local import LocalEndpoint
 
     endpoint = LocalEndpoint("tiny", tiny_llama)
     messages = [{"role": "system", "content": "You are a helpful assistant."},

@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from vkel_cli.errors import VkelError
-from vkel_cli.llm.config import resolve, spec_from_inline, specs_from_toml
-from vkel_cli.llm.parallel import ordered_map
+from vkel_cli.core.errors import VkelError
+from vkel_cli.knowledge.llm.config import resolve, spec_from_inline, specs_from_toml
+from vkel_cli.knowledge.llm.parallel import ordered_map
 
 
 def test_ordered_map_keeps_order_and_bounds_work():

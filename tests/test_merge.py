@@ -21,7 +21,7 @@ def make_run_dir(model: Path, run: Path) -> None:
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from vkel_cli import backbones
+    from vkel_cli.models import backbones
 
     backbone = backbones.detect(str(model))
     base = backbones.load_model(backbone, str(model), "fp32", device="cpu")

@@ -10,7 +10,7 @@ from conftest import ROOT, run_vkel
 
 
 def test_known_noise_is_dropped_and_real_warnings_pass_even_after_a_library_resets_the_filters():
-    from vkel_cli.progress import known_noise_filtered
+    from vkel_cli.core.progress import known_noise_filtered
 
     before = list(warnings.filters)
     with warnings.catch_warnings(record=True) as shown:
@@ -27,7 +27,7 @@ def test_known_noise_is_dropped_and_real_warnings_pass_even_after_a_library_rese
 
 
 def test_re_issued_warnings_still_obey_the_callers_filters():
-    from vkel_cli.progress import known_noise_filtered
+    from vkel_cli.core.progress import known_noise_filtered
 
     with warnings.catch_warnings(record=True) as shown:
         warnings.simplefilter("ignore")  # vkel's rule for a stderr that is not a terminal

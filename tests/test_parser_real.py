@@ -1,4 +1,4 @@
-"""The parser on real model outputs: a corpus of realistic generations for VKEL's two prompts (vkel_cli/prompts.py), written for the tests.
+"""The parser on real model outputs: a corpus of realistic generations for VKEL's two prompts (vkel_cli/format/prompts.py), written for the tests.
 
 Each case is what a real model writes for the prompt: LLaVA-1.5 fine-tuned on the targets (the trained
 form), LLaVA-1.5 / Qwen2.5-VL base models (plain sentences, `a`/`an`, commas and periods between clauses,
@@ -229,7 +229,7 @@ CORPUS = [
 
 import pytest  # noqa: E402
 
-from vkel_cli import sequences  # noqa: E402
+from vkel_cli.format import sequences  # noqa: E402
 
 
 @pytest.mark.parametrize("case", CORPUS, ids=[c.name for c in CORPUS])

@@ -93,8 +93,9 @@ def test_qwen_end_to_end_joint_adapter(tmp_path, tmp_path_factory, vkel):
 
 
 def test_batches_match_single_records_and_bad_images_are_per_record(tmp_path, tmp_path_factory, one_thread):
-    from vkel_cli.errors import ErrorPolicy, SkippedRecords, VkelError
-    from vkel_cli.predict import PredictOptions, predict
+    from vkel_cli.core.errors import ErrorPolicy, SkippedRecords, VkelError
+    from vkel_cli.predict.jobs import PredictOptions
+    from vkel_cli.predict.run import predict
 
     model = tiny_model(tmp_path_factory, "llava")
     # Prompts of different lengths, so left padding is exercised.
@@ -126,8 +127,9 @@ def test_batches_match_single_records_and_bad_images_are_per_record(tmp_path, tm
 
 
 def test_stage2_needs_stage1(tmp_path, tmp_path_factory):
-    from vkel_cli.errors import ErrorPolicy
-    from vkel_cli.predict import PredictOptions, predict
+    from vkel_cli.core.errors import ErrorPolicy
+    from vkel_cli.predict.jobs import PredictOptions
+    from vkel_cli.predict.run import predict
 
     data = write_records(tmp_path, 1)
     record = json.loads(data.read_text())
@@ -140,8 +142,9 @@ def test_stage2_needs_stage1(tmp_path, tmp_path_factory):
 def test_openai_engine_sends_image_and_prompt_and_parses(tmp_path):
     from openai_server import OpenAIServer, Reply
 
-    from vkel_cli.errors import ErrorPolicy
-    from vkel_cli.predict import PredictOptions, predict
+    from vkel_cli.core.errors import ErrorPolicy
+    from vkel_cli.predict.jobs import PredictOptions
+    from vkel_cli.predict.run import predict
 
     data = write_records(tmp_path, 6)
     records = [json.loads(line) for line in data.read_text().splitlines()]

@@ -62,8 +62,9 @@ def test_torchrun_two_processes_write_the_single_process_stream(tmp_path, tmp_pa
 
 @pytest.mark.slow
 def test_a_failing_batch_is_retried_one_record_at_a_time(tmp_path, tmp_path_factory, one_thread):
-    from vkel_cli.errors import ErrorPolicy
-    from vkel_cli.predict import PredictOptions, predict
+    from vkel_cli.core.errors import ErrorPolicy
+    from vkel_cli.predict.jobs import PredictOptions
+    from vkel_cli.predict.run import predict
 
     model = tiny_model(tmp_path_factory, "qwen2.5-vl")
     # A 300x1 strip: Qwen2.5-VL's processor refuses aspect ratios over 200 (ValueError), batch or not.
@@ -127,8 +128,8 @@ def test_no_hub_fails_in_seconds_with_one_line(tmp_path, vkel, command):
 def test_qwen_pixel_budget_defaults_and_options(tmp_path_factory):
     from PIL import Image
 
-    from vkel_cli import backbones
-    from vkel_cli.errors import VkelError
+    from vkel_cli.models import backbones
+    from vkel_cli.core.errors import VkelError
 
     model = str(tiny_model(tmp_path_factory, "qwen2.5-vl"))
     qwen = backbones.BACKBONES["qwen2.5-vl"]
@@ -155,7 +156,7 @@ def test_default_budget_fits_the_benchmarks_largest_image(shared_data):
 
     from transformers import Qwen2VLImageProcessor
 
-    from vkel_cli import backbones
+    from vkel_cli.models import backbones
 
     sizes = set()
     for path in (shared_data / "gmner-v2" / "xml").glob("*.xml"):
@@ -185,8 +186,8 @@ def test_one_dtype_vocabulary():
     import torch
 
     from vkel_cli.detect.base import resolve_dtype as detect_dtype
-    from vkel_cli.device import canonical_dtype, resolve_device, resolve_dtype
-    from vkel_cli.errors import VkelError
+    from vkel_cli.models.device import canonical_dtype, resolve_device, resolve_dtype
+    from vkel_cli.core.errors import VkelError
 
     assert [canonical_dtype(n) for n in ("bfloat16", "float16", "float32", "BF16", None)] == \
         ["bf16", "fp16", "fp32", "bf16", "auto"]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from vkel_cli import hierarchy, prompts, sequences
-from vkel_cli.boxes import denormalize
+from vkel_cli.core import hierarchy
+from vkel_cli.format import prompts, sequences
+from vkel_cli.core.boxes import denormalize
 
 SIZE = [500, 400]
 RECORD = {

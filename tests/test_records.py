@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from vkel_cli.errors import ErrorPolicy, VkelError
-from vkel_cli.records import open_output, read_records
+from vkel_cli.core.errors import ErrorPolicy, VkelError
+from vkel_cli.core.records import open_output, read_records
 
 GOOD = b'{"id": "1", "tokens": ["a"], "entities": []}\n'
 

@@ -1,4 +1,4 @@
-"""The one registry pattern (vkel_cli/registry.py) behind every pluggable part."""
+"""The one registry pattern (vkel_cli/core/registry.py) behind every pluggable part."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from vkel_cli.errors import VkelError
-from vkel_cli.registry import Registry
+from vkel_cli.core.errors import VkelError
+from vkel_cli.core.registry import Registry
 
 
 def test_lazy_targets_import_only_when_chosen_and_unknown_names_list_the_known_ones():
@@ -30,11 +30,11 @@ def test_lazy_targets_import_only_when_chosen_and_unknown_names_list_the_known_o
 
 def test_every_built_in_entry_resolves():
     """Lazy "module:attribute" strings are only checked when chosen: resolve them all here."""
-    from vkel_cli.backbones import BACKBONES
+    from vkel_cli.models.backbones import BACKBONES
     from vkel_cli.detect.base import BACKENDS as DETECTORS
-    from vkel_cli.llm.base import BACKENDS as LLM_KINDS
-    from vkel_cli.predict import ENGINES
-    from vkel_cli.retrieval import RETRIEVERS
+    from vkel_cli.knowledge.llm.base import BACKENDS as LLM_KINDS
+    from vkel_cli.predict.run import ENGINES
+    from vkel_cli.augment.retrieval import RETRIEVERS
 
     expected = {"backbone": ["llava", "qwen2.5-vl"], "detector backend": ["mmdet", "rtdetr"],
                 "LLM kind": ["local", "openai"], "engine": ["local", "openai"],

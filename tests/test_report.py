@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from vkel_cli.report.align import align
-from vkel_cli.score import Scorer
+from vkel_cli.metric.score import Scorer
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")

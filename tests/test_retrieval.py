@@ -8,9 +8,9 @@ import os
 import pytest
 
 from image_server import ImageServer, image_bytes
-from vkel_cli.errors import VkelError, redact
-from vkel_cli.retrieval import build_query, get_retriever
-from vkel_cli.retrieval.download import CandidateError, ImageStore
+from vkel_cli.core.errors import VkelError, redact
+from vkel_cli.augment.retrieval import build_query, get_retriever
+from vkel_cli.augment.retrieval.download import CandidateError, ImageStore
 
 
 @pytest.fixture(autouse=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from vkel_cli import sequences
-from vkel_cli.boxes import denormalize
+from vkel_cli.format import sequences
+from vkel_cli.core.boxes import denormalize
 from vkel_cli.data.benchmark import import_fmnerg
 
 SPLITS = ("train", "dev", "test")

@@ -100,7 +100,7 @@ def test_import_and_stats(vkel, split):
 
 
 def test_every_sample_type_is_in_the_hierarchy():
-    from vkel_cli.hierarchy import coarse_of
+    from vkel_cli.core.hierarchy import coarse_of
 
     for split in EXPECTED_STATS:
         for line in (SAMPLE / f"{split}.txt").read_text().splitlines():

@@ -10,8 +10,8 @@ import orjson
 import pytest
 
 from openai_server import OpenAIServer
-from vkel_cli import schema
-from vkel_cli.errors import VkelError
+from vkel_cli.core import schema
+from vkel_cli.core.errors import VkelError
 
 GOOD = {"id": "g", "tokens": ["Kevin", "Love", "in", "Cleveland"], "image": "img.jpg", "image_size": [64, 48],
         "entities": [{"text": "Kevin Love", "start": 0, "end": 2, "coarse": "person", "fine": "athlete",
@@ -95,8 +95,8 @@ def test_check_record_names_the_line_and_the_record():
 def test_the_reader_reports_each_bad_kind_at_its_line_and_keeps_the_rest(tmp_path, bad_line, words):
     import io
 
-    from vkel_cli.errors import ErrorPolicy
-    from vkel_cli.records import read_records
+    from vkel_cli.core.errors import ErrorPolicy
+    from vkel_cli.core.records import read_records
 
     path = tmp_path / "in.jsonl"
     path.write_bytes(_mixed(bad_line))

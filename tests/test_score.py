@@ -2,7 +2,7 @@
 
 import pytest
 
-from vkel_cli.score import Scorer, max_matching, score_stream
+from vkel_cli.metric.score import Scorer, max_matching, score_stream
 
 
 def gold(text, fine="athlete", coarse="person", boxes=()):
@@ -112,7 +112,7 @@ def test_by_type_puts_predictions_under_their_predicted_type():
 
 
 def test_joined_by_id_counts_missing_predictions_and_rejects_unknown_ids():
-    from vkel_cli.errors import VkelError
+    from vkel_cli.core.errors import VkelError
 
     gold_by_id = {"1": [gold("A")], "2": [gold("B")]}
     s = Scorer()
@@ -174,7 +174,7 @@ def test_box_error_wins_over_a_box_given_with_it():
 
 
 def test_vkel_score_on_parsed_generations_with_unusable_boxes(vkel, tmp_path):
-    from vkel_cli import sequences
+    from vkel_cli.format import sequences
 
     tokens = "Kevin Love and J. R. Smith in Cleveland".split()
     record = {"id": "1", "tokens": tokens, "image_size": [1000, 500],

@@ -14,10 +14,10 @@ import pytest
 from image_server import ImageServer
 from openai_server import OpenAIServer, Reply, knowledge_answer
 
-from vkel_cli.errors import VkelError, redact
-from vkel_cli.llm.cache import Cache, CachedEndpoint
-from vkel_cli.llm.openai import OpenAIEndpoint
-from vkel_cli.retrieval import get_retriever
+from vkel_cli.core.errors import VkelError, redact
+from vkel_cli.knowledge.llm.cache import Cache, CachedEndpoint
+from vkel_cli.knowledge.llm.openai import OpenAIEndpoint
+from vkel_cli.augment.retrieval import get_retriever
 
 KEY = "sk-leak-" + "9f3a61c0e7b24d58a1c6"  # 28 characters
 ENCODED_KEY = "gk+Zx/4Tq=Lm9w2Rv7Yp"  # a key whose URL form differs from itself

@@ -2,8 +2,8 @@
 
 import pytest
 
-from vkel_cli import sequences
-from vkel_cli.boxes import denormalize, format_box, normalize
+from vkel_cli.format import sequences
+from vkel_cli.core.boxes import denormalize, format_box, normalize
 
 ENTITIES = [
     {"text": "Kevin Love", "coarse": "person", "fine": "athlete", "boxes": [[224, 14, 456.5, 706]]},

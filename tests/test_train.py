@@ -35,13 +35,13 @@ def make_records(root: Path, n: int = 6) -> Path:
 
 
 def pairs_of(path: Path):
-    from vkel_cli.records import read_records
+    from vkel_cli.core.records import read_records
 
     return read_records([str(path)])
 
 
 def options(model, out, root, **overrides):
-    from vkel_cli.train import TrainOptions
+    from vkel_cli.train.run import TrainOptions
 
     base = dict(model=str(model), output_dir=str(out), max_steps=4, batch_size=2, grad_accum=1, logging_steps=1,
                 image_root=str(root / "img"), lr=1e-3)
@@ -55,9 +55,9 @@ def losses(run: Path) -> dict[int, float]:
 
 @pytest.mark.parametrize("backbone,stage", [("llava", 1), ("qwen2.5-vl", 2)])
 def test_collator_masks_prompt_and_image_tokens(tmp_path, tmp_path_factory, backbone, stage):
-    from vkel_cli import backbones
-    from vkel_cli.errors import ErrorPolicy
-    from vkel_cli.train_data import IGNORE_INDEX, Collator, ExampleOptions, SpooledExamples
+    from vkel_cli.models import backbones
+    from vkel_cli.core.errors import ErrorPolicy
+    from vkel_cli.train.examples import IGNORE_INDEX, Collator, ExampleOptions, SpooledExamples
 
     model = tiny_model(tmp_path_factory, backbone)
     data = make_records(tmp_path, 3)
@@ -90,8 +90,8 @@ def test_run_dir_resume_repeatability_and_peft_loading(tmp_path, tmp_path_factor
     from peft import PeftModel
     from transformers import LlavaForConditionalGeneration, TrainerCallback
 
-    from vkel_cli.errors import VkelError
-    from vkel_cli.train import train
+    from vkel_cli.core.errors import VkelError
+    from vkel_cli.train.run import train
 
     model = tiny_model(tmp_path_factory, "llava")
     data = make_records(tmp_path)
@@ -134,7 +134,7 @@ def test_run_dir_resume_repeatability_and_peft_loading(tmp_path, tmp_path_factor
 
 
 def test_joint_trains_on_both_stages(tmp_path, tmp_path_factory, one_thread):
-    from vkel_cli.train import train
+    from vkel_cli.train.run import train
 
     model = tiny_model(tmp_path_factory, "qwen2.5-vl")
     data = make_records(tmp_path, 4)

@@ -15,10 +15,11 @@ import pytest
 from conftest import needs_shared
 from image_server import ImageServer, image_bytes
 from tiny_models import tiny_model, write_images
-from vkel_cli import hierarchy, images, prompts, sequences
-from vkel_cli.errors import ErrorPolicy, VkelError
-from vkel_cli.train_data import (DRY_RUN_FIELDS, ExampleCounts, ExampleOptions, ImageFetcher, SpooledExamples,
-                                 prepare_examples, record_examples)
+from vkel_cli.core import hierarchy
+from vkel_cli.fetch import images
+from vkel_cli.format import prompts, sequences
+from vkel_cli.core.errors import ErrorPolicy, VkelError
+from vkel_cli.train.examples import (DRY_RUN_FIELDS, ExampleCounts, ExampleOptions, ImageFetcher, SpooledExamples, prepare_examples, record_examples)
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZE = [200, 100]
@@ -188,7 +189,7 @@ def test_dry_run_writes_the_examples_and_reads_no_model(vkel, tmp_path):
         ("f1", 1), ("f1", 2), ("f2", 1), ("f2", 2), ("g1", 1), ("g1", 2), ("s1", 1)]
     # the very examples a real run spools, for the same options
     opts = ExampleOptions(stage=2, joint=True, noise=1.0, seed=3, top_k=1, image_root=str(tmp_path / "img"))
-    from vkel_cli.records import read_records
+    from vkel_cli.core.records import read_records
 
     dataset = SpooledExamples.build(read_records([str(data)]), opts, ErrorPolicy("ignore"))
     try:
@@ -235,7 +236,7 @@ def test_dry_run_no_stage1_and_the_knowledge_and_object_switches(vkel, tmp_path)
 
 
 def test_predict_no_stage1_prompt_needs_no_stage1_entities():
-    from vkel_cli.predict import PredictOptions, stage_prompt
+    from vkel_cli.predict.jobs import PredictOptions, stage_prompt
 
     record = {**fmnerg_record("p"), "objects": [{"label": "person", "score": 0.9, "box": [0, 0, 10, 10]}]}
     assert stage_prompt(record, PredictOptions(stage=2, no_stage1=True), SIZE) == prompts.direct_prompt(record)
@@ -284,10 +285,10 @@ def test_a_failing_url_names_its_record(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_a_prompt_over_max_length_is_found_while_preparing(tmp_path, tmp_path_factory, one_thread):
-    from vkel_cli import backbones
-    from vkel_cli.records import read_records
-    from vkel_cli.train import TrainOptions, train
-    from vkel_cli.train_data import Collator, LengthCheck
+    from vkel_cli.models import backbones
+    from vkel_cli.core.records import read_records
+    from vkel_cli.train.run import TrainOptions, train
+    from vkel_cli.train.examples import Collator, LengthCheck
 
     model = tiny_model(tmp_path_factory, "llava")
     write_images(tmp_path / "img", {"a.jpg": tuple(SIZE)})

@@ -32,9 +32,9 @@ def logged(run: Path) -> list[tuple]:
 
 
 def test_failed_or_killed_overwrite_keeps_the_previous_run(tmp_path, tmp_path_factory, one_thread):
-    from vkel_cli.errors import VkelError
-    from vkel_cli.train import train
-    from vkel_cli.train_rundir import staging_path
+    from vkel_cli.core.errors import VkelError
+    from vkel_cli.train.run import train
+    from vkel_cli.train.rundir import staging_path
 
     model = tiny_model(tmp_path_factory, "llava")
     data = make_records(tmp_path)
@@ -77,7 +77,7 @@ def test_failed_or_killed_overwrite_keeps_the_previous_run(tmp_path, tmp_path_fa
 
 
 def test_an_interrupted_swap_is_completed(tmp_path):
-    from vkel_cli.train_rundir import prepare, staging_path
+    from vkel_cli.train.rundir import prepare, staging_path
 
     run = tmp_path / "run"
     old, new = tmp_path / ".run.vkel-old", Path(staging_path(str(run)))
@@ -98,7 +98,7 @@ def test_an_interrupted_swap_is_completed(tmp_path):
 def test_resume_skips_a_checkpoint_cut_mid_save(tmp_path, tmp_path_factory, one_thread, capfd):
     from transformers import TrainerCallback
 
-    from vkel_cli.train import train
+    from vkel_cli.train.run import train
 
     model = tiny_model(tmp_path_factory, "llava")
     data = make_records(tmp_path)
@@ -129,7 +129,7 @@ def test_resume_skips_a_checkpoint_cut_mid_save(tmp_path, tmp_path_factory, one_
     assert snapshot(cut)["adapter_model.safetensors"] == snapshot(full)["adapter_model.safetensors"]
 
     # What counts as complete: every file a resume reads, whole.
-    from vkel_cli.train_rundir import checkpoint_problem
+    from vkel_cli.train.rundir import checkpoint_problem
 
     good = full / "checkpoint-6"
     assert checkpoint_problem(str(good)) is None

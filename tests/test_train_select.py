@@ -50,7 +50,7 @@ def write_records(root: Path, name: str, entities: list, n: int = 4) -> Path:
 
 
 def options(model, run, root, **overrides):
-    from vkel_cli.train import TrainOptions
+    from vkel_cli.train.run import TrainOptions
 
     base = dict(model=str(model), output_dir=str(run), batch_size=4, grad_accum=1, logging_steps=1, lr=1e-2,
                 image_root=str(root / "img"), lora_targets=ALL_LINEAR, eval_max_new_tokens=16)
@@ -79,8 +79,8 @@ def same(a: dict, b: dict) -> bool:
 
 
 def test_selection_keeps_the_best_adapter_when_training_drifts(tmp_path, learnable_llava, one_thread):
-    from vkel_cli.records import read_records
-    from vkel_cli.train import train
+    from vkel_cli.core.records import read_records
+    from vkel_cli.train.run import train
 
     dev = write_records(tmp_path, "dev.jsonl", KEVIN)
     drift = write_records(tmp_path, "drift.jsonl", [])  # the same tweets, now labelled "no entity found."
@@ -123,9 +123,10 @@ def test_selection_keeps_the_best_adapter_when_training_drifts(tmp_path, learnab
 
 
 def _predict_and_score(model, run, dev, root) -> float:
-    from vkel_cli.predict import PredictOptions, predict
-    from vkel_cli.records import read_records
-    from vkel_cli.score import Scorer, score_stream
+    from vkel_cli.predict.jobs import PredictOptions
+    from vkel_cli.predict.run import predict
+    from vkel_cli.core.records import read_records
+    from vkel_cli.metric.score import Scorer, score_stream
 
     opts = PredictOptions(stage=1, model=str(model), adapter=str(run), image_root=str(root / "img"),
                           max_new_tokens=16)
@@ -140,8 +141,9 @@ def test_torchrun_evaluation_matches_one_process(tmp_path, learnable_llava):
     from peft import PeftModel
     from transformers import LlavaForConditionalGeneration
 
-    from vkel_cli.predict import LocalGenerator, PredictOptions
-    from vkel_cli.train_eval import EvalSettings, evaluate
+    from vkel_cli.predict.local import LocalGenerator
+    from vkel_cli.predict.jobs import PredictOptions
+    from vkel_cli.train.select import EvalSettings, evaluate
 
     dev = write_records(tmp_path, "dev.jsonl", KEVIN, n=5)
     run = tmp_path / "ddp"
@@ -175,8 +177,8 @@ def test_torchrun_evaluation_matches_one_process(tmp_path, learnable_llava):
 def test_tensorboard_event_files_and_attention_choice(tmp_path, tmp_path_factory, one_thread):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from vkel_cli.records import read_records
-    from vkel_cli.train import train
+    from vkel_cli.core.records import read_records
+    from vkel_cli.train.run import train
 
     from transformers import TrainerCallback
 
@@ -207,9 +209,9 @@ def test_tensorboard_event_files_and_attention_choice(tmp_path, tmp_path_factory
 def test_missing_packages_are_named(tmp_path, tmp_path_factory, flag, value, needs):
     import importlib.util
 
-    from vkel_cli.errors import VkelError
-    from vkel_cli.records import read_records
-    from vkel_cli.train import train
+    from vkel_cli.core.errors import VkelError
+    from vkel_cli.core.records import read_records
+    from vkel_cli.train.run import train
 
     if importlib.util.find_spec(needs if needs != "flash" else "flash_attn") is not None:
         pytest.skip(f"{needs} is installed here")
@@ -221,8 +223,8 @@ def test_missing_packages_are_named(tmp_path, tmp_path_factory, flag, value, nee
 
 
 def test_eval_options_need_an_eval_file(tmp_path, tmp_path_factory):
-    from vkel_cli.errors import VkelError
-    from vkel_cli.train import train
+    from vkel_cli.core.errors import VkelError
+    from vkel_cli.train.run import train
 
     model = tiny_model(tmp_path_factory, "llava")
     with pytest.raises(VkelError, match="--eval-file"):
@@ -235,8 +237,8 @@ def test_eval_options_need_an_eval_file(tmp_path, tmp_path_factory):
 def test_stage2_selects_each_epoch_on_fmnerg(tmp_path, tmp_path_factory, one_thread):
     """Stage 2 on the tiny Qwen2.5-VL, evaluated at each epoch end (the default): dev records without `stage1`
     get their gold entities as stage-1 input; the run's adapter is the best epoch's, ties keeping the earlier."""
-    from vkel_cli.records import read_records
-    from vkel_cli.train import train
+    from vkel_cli.core.records import read_records
+    from vkel_cli.train.run import train
 
     model = tiny_model(tmp_path_factory, "qwen2.5-vl")
     boxed = [{**KEVIN[0], "boxes": [[5, 5, 40, 50]]}]

@@ -160,7 +160,7 @@ def test_stderr_that_is_not_a_terminal_gets_no_library_warnings_unless_verbose(t
 
 
 def test_progress_without_a_total_shows_a_count(monkeypatch, capsys):
-    from vkel_cli import progress
+    from vkel_cli.core import progress
 
     monkeypatch.setenv("VKEL_VERBOSE", "1")
     monkeypatch.setattr(progress, "PLAIN_EVERY", 0.0)
@@ -177,7 +177,7 @@ def test_progress_without_a_total_shows_a_count(monkeypatch, capsys):
 def test_the_rich_count_column_never_shows_none():
     from types import SimpleNamespace
 
-    from vkel_cli.progress import _count
+    from vkel_cli.core.progress import _count
 
     assert _count(SimpleNamespace(completed=8, total=None)) == "8"
     assert _count(SimpleNamespace(completed=8, total=20)) == "8/20"

@@ -9,9 +9,9 @@ import orjson
 import pytest
 from openai_server import OpenAIServer, Reply, last_user_text
 
-from vkel_cli.errors import ErrorPolicy
-from vkel_cli.knowledge import render_answer
-from vkel_cli.vote import NA, join_summary, majority, run
+from vkel_cli.core.errors import ErrorPolicy
+from vkel_cli.knowledge.ask import render_answer
+from vkel_cli.knowledge.vote import NA, join_summary, majority, run
 
 ANSWERS = {
     "m0": {"fine_type": "athlete", "gender": "male", "hairstyle": "short black hair", "skin_colour": "N/A",

@@ -43,7 +43,7 @@ def root(
         "(also VKEL_VERBOSE=1).")] = False,
 ):
     """Fine-grained multimodal NER and grounding with VKEL."""
-    from .progress import quiet_libraries
+    from .core.progress import quiet_libraries
 
     if verbose:
         os.environ["VKEL_VERBOSE"] = "1"
@@ -79,8 +79,8 @@ def _requested_command(args: list[str]) -> str | None:
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: exit 0 ok, 1 data/runtime error, 2 usage error, 130 interrupted (SIGINT),
     143 terminated (SIGTERM); a reader that goes away (`vkel ... | head`) ends it quietly with 0."""
-    from .errors import VkelError, redact
-    from .unix import Interrupted, ReaderGone, force_exit, guard_stdout, install_signal_handlers, silence_stdout
+    from .core.errors import VkelError, redact
+    from .core.unix import Interrupted, ReaderGone, force_exit, guard_stdout, install_signal_handlers, silence_stdout
 
     args = sys.argv[1:] if argv is None else argv
     command = _requested_command(args)

@@ -56,7 +56,7 @@ AllowPrivateUrls = Annotated[bool, typer.Option(
 def allow_private(flag: bool) -> None:
     """Apply --allow-private-urls to this process: the fetch layer checks it on every connection."""
     if flag:
-        from ..net import allow_private_urls
+        from ..fetch.net import allow_private_urls
 
         allow_private_urls()
 
@@ -69,8 +69,8 @@ def run_stage(inputs: Iterable[str] | None, output: str, on_error: str,
     failure goes to `policy.handle(VkelError)`: in skip/ignore mode the record is still written,
     unchanged but for `meta.errors[<stage>]`, so nothing downstream loses it.
     """
-    from ..errors import ErrorPolicy
-    from ..records import open_output, read_records
+    from ..core.errors import ErrorPolicy
+    from ..core.records import open_output, read_records
 
     policy = ErrorPolicy(on_error)
     with open_output(output) as writer:

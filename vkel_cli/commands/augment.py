@@ -58,12 +58,12 @@ def augment_cli(
     Synthetic stage-1 data: each sentence gets its best retrieved image (CLIP cosine >= --threshold);
     records that find none are dropped and counted on stderr. Mix with the originals with `cat`."""
     allow_private(allow_private_urls)
-    from ..augment import AugmentStats, augment, sample_size
-    from ..clip import OpenClipScorer
-    from ..paths import cache_dir
-    from ..progress import log
-    from ..retrieval import get_retriever
-    from ..retrieval.download import ImageStore
+    from ..augment.run import AugmentStats, augment, sample_size
+    from ..augment.clip import OpenClipScorer
+    from ..core.paths import cache_dir
+    from ..core.progress import log
+    from ..augment.retrieval import get_retriever
+    from ..augment.retrieval.download import ImageStore
     from ._options import run_stage
 
     if (ratio is None) != (reference_size is None):

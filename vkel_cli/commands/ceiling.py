@@ -33,10 +33,10 @@ def ceiling_cli(
     For each K and IoU threshold, the share of
     groundable gold entities with an object among the top K (by score) at IoU >= the threshold. One JSON
     line per (IoU, type, K) on stdout; a table on stderr."""
-    from ..ceiling import LAYOUT, Ceiling, ceiling_stream
-    from ..errors import ErrorPolicy
-    from ..records import read_records
-    from ..tables import emit
+    from ..metric.ceiling import LAYOUT, Ceiling, ceiling_stream
+    from ..core.errors import ErrorPolicy
+    from ..core.records import read_records
+    from ..metric.tables import emit
 
     ks, thresholds = _ks(k), _thresholds(iou)
     policy = ErrorPolicy(on_error)

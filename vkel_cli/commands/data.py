@@ -16,7 +16,7 @@ XmlDir = Annotated[
 
 
 def _write(records, output: str) -> None:
-    from ..records import open_output
+    from ..core.records import open_output
 
     with open_output(output) as writer:
         writer.write_all(records)
@@ -24,8 +24,8 @@ def _write(records, output: str) -> None:
 
 def _import_benchmark(which: str, txt: str, xml_dir, image_root, output: str, on_error: str) -> None:
     from ..data.benchmark import BenchmarkCounts, import_fmnerg, import_gmner
-    from ..errors import ErrorPolicy
-    from ..progress import log
+    from ..core.errors import ErrorPolicy
+    from ..core.progress import log
 
     policy = ErrorPolicy(on_error)
     counts = BenchmarkCounts()
@@ -79,7 +79,7 @@ def vkel_output_cli(
     Generations of the original VKEL (LLaVA) code; each gold record gets `stage1` or `predictions`
     (parse notes in meta)."""
     from ..data.vkel_output import import_outputs
-    from ..errors import ErrorPolicy
+    from ..core.errors import ErrorPolicy
 
     policy = ErrorPolicy(on_error)
     _write(import_outputs(file, gold, stage, image_root, policy=policy), output)
@@ -102,8 +102,8 @@ def stats_cli(inputs: Inputs = None, on_error: OnError = "fail"):
     import orjson
 
     from ..data.stats import stats
-    from ..errors import ErrorPolicy
-    from ..records import read_records
+    from ..core.errors import ErrorPolicy
+    from ..core.records import read_records
 
     policy = ErrorPolicy(on_error)
     result = stats(record for record, _ in read_records(inputs or ["-"], policy))

@@ -22,9 +22,9 @@ def figer_cli(
 
     FIGER types are mapped to the 8/51 types; image null, boxes []; drop counts on stderr."""
     from ..data.figer import ImportCounts, import_figer, load_type_map
-    from ..errors import ErrorPolicy
-    from ..progress import log
-    from ..records import open_output
+    from ..core.errors import ErrorPolicy
+    from ..core.progress import log
+    from ..core.records import open_output
 
     policy = ErrorPolicy(on_error)
     counts = ImportCounts()

@@ -12,8 +12,8 @@ Gold = Annotated[str, typer.Option("--gold", metavar="FILE", help="The gold reco
 
 
 def _run(records, counts, name: str, output: str, policy) -> None:
-    from ..progress import log
-    from ..records import open_output
+    from ..core.progress import log
+    from ..core.records import open_output
 
     with open_output(output) as writer:
         writer.write_all(records)
@@ -35,7 +35,7 @@ def e2e_gmner_cli(
 
     One JSON line per gold record, in order; each gold record gets `predictions`."""
     from ..data.e2e_gmner import PeerCounts, import_e2e_gmner
-    from ..errors import ErrorPolicy
+    from ..core.errors import ErrorPolicy
 
     policy, counts = ErrorPolicy(on_error), PeerCounts()
     _run(import_e2e_gmner(file, gold, policy, counts, min_pixels, max_pixels), counts, "e2e-gmner", output, policy)
@@ -53,7 +53,7 @@ def riveg_cli(
     `predictions`."""
     from ..data.e2e_gmner import PeerCounts
     from ..data.riveg import import_riveg
-    from ..errors import ErrorPolicy
+    from ..core.errors import ErrorPolicy
 
     policy, counts = ErrorPolicy(on_error), PeerCounts()
     _run(import_riveg(file, gold, policy, counts), counts, "riveg", output, policy)

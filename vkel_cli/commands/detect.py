@@ -4,7 +4,7 @@ from typing import Annotated, Literal, Optional
 
 import typer
 
-from ..device import Dtype
+from ..models.device import Dtype
 from ._options import AllowPrivateUrls, ImageRoot, Inputs, OnError, Output, allow_private
 
 

@@ -14,7 +14,7 @@ def env_cli(
     To stdout: it is the report, for bug reports."""
     import json
 
-    from ..env_info import collect
+    from ..core.env_info import collect
 
     info = collect(with_device=not no_device)
     if json_output:

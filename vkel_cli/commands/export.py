@@ -37,10 +37,10 @@ def export_cli(
     trainer's layout. Reads gold records; writes files under --output-dir, nothing on stdout. Their
     generations come back through `vkel data import vkel-output`."""
     allow_private(allow_private_urls)
-    from ..errors import ErrorPolicy
-    from ..export import export
-    from ..records import read_records
-    from ..train_data import ExampleOptions
+    from ..core.errors import ErrorPolicy
+    from ..train.export import export
+    from ..core.records import read_records
+    from ..train.examples import ExampleOptions
 
     if no_stage1 and stage != 2 and not joint:
         raise typer.BadParameter("--no-stage1 exports stage 2 without stage-1 input: give it with --stage 2",

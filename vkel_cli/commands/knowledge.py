@@ -39,9 +39,9 @@ def knowledge_cli(
 
     Calls run concurrently (bounded per LLM); answers are cached, so a re-run or a resumed run makes
     no repeated calls. A token ledger is printed on stderr at the end."""
-    from .. import knowledge
-    from ..llm.config import open_endpoints
-    from ..llm.ledger import Ledger
+    from ..knowledge import ask as knowledge
+    from ..knowledge.llm.config import open_endpoints
+    from ..knowledge.llm.ledger import Ledger
     from ._options import run_stage
 
     ledger = Ledger()

@@ -5,7 +5,7 @@ from typing import Annotated, Literal, Optional
 
 import typer
 
-from ..device import DTYPE_HELP, Dtype
+from ..models.device import DTYPE_HELP, Dtype
 
 app = typer.Typer(help="Model utilities: tiny random checkpoints, merged adapters.", no_args_is_help=True)
 
@@ -25,7 +25,7 @@ def tiny_cli(
     Config, safetensors weights, tokenizer and processor that load with `--model DIR` like a hub
     checkpoint. Its outputs are random: it is for testing pipelines, not for use."""
     from ..models.tiny import build_tiny
-    from ..progress import log
+    from ..core.progress import log
 
     build_tiny(out_dir, backbone, seed)
     log(f"wrote a tiny {backbone} checkpoint to {out_dir}")
@@ -48,7 +48,7 @@ def merge_cli(
     support (`vllm serve OUT_DIR`, then `vkel predict --engine openai`). It generates what base + adapter
     generate."""
     from ..models.merge import merge_adapter
-    from ..progress import log
+    from ..core.progress import log
 
     merge_adapter(run_dir, out_dir, model=model, dtype=dtype)
     log(f"wrote the merged model to {out_dir}")

@@ -5,7 +5,7 @@ from typing import Annotated, Literal, Optional
 
 import typer
 
-from ..device import DTYPE_HELP, Dtype
+from ..models.device import DTYPE_HELP, Dtype
 from ._options import AllowPrivateUrls, ImageRoot, Inputs, OnError, Output, allow_private
 
 MinPixels = Annotated[Optional[int], typer.Option(
@@ -61,8 +61,9 @@ def predict_cli(
     if no_stage1 and stage != 2:
         raise typer.BadParameter("--no-stage1 is stage 2 without stage-1 input: give it with --stage 2",
                                  param_hint="--no-stage1")
-    from ..predict import PredictOptions, predict
-    from ..predict_dist import rank, world_size
+    from ..predict.jobs import PredictOptions
+    from ..predict.run import predict
+    from ..predict.dist import rank, world_size
     from ._options import run_stage
 
     opts = PredictOptions(stage=stage, model=model, adapter=adapter, backbone=backbone, batch_size=batch_size,

@@ -37,9 +37,9 @@ def report_cli(
     (filterable). Reads records with gold `entities` and `predictions`; writes nothing on stdout."""
     import os
 
-    from ..errors import ErrorPolicy
-    from ..progress import log
-    from ..records import read_records
+    from ..core.errors import ErrorPolicy
+    from ..core.progress import log
+    from ..core.records import read_records
     from ..report.cards import ImageOptions
     from ..report.page import ReportOptions, build_report
 

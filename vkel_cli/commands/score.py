@@ -37,10 +37,10 @@ def score_cli(
 
     Scores predictions against gold: one JSON line per task, IoU threshold and type on stdout;
     a table on stderr. `man vkel-score` defines the metric."""
-    from ..errors import ErrorPolicy
-    from ..records import read_records
-    from ..score import Scorer, load_gold, score_stream
-    from ..tables import SCORE, emit
+    from ..core.errors import ErrorPolicy
+    from ..core.records import read_records
+    from ..metric.score import Scorer, load_gold, score_stream
+    from ..metric.tables import SCORE, emit
 
     thresholds = _thresholds(iou)
     level = level or ("coarse" if pred_field == "stage1" else "fine")

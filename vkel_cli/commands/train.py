@@ -4,7 +4,7 @@ from typing import Annotated, Literal, Optional
 
 import typer
 
-from ..device import DTYPE_HELP, Dtype
+from ..models.device import DTYPE_HELP, Dtype
 from ._options import AllowPrivateUrls, ImageRoot, Inputs, OnError, allow_private
 from .predict import MaxPixels, MinPixels
 
@@ -91,9 +91,9 @@ def train_cli(
     Under `torchrun --nproc-per-node N -m vkel_cli train ...` give the records as files (every process
     reads them)."""
     allow_private(allow_private_urls)
-    from ..errors import ErrorPolicy, VkelError
-    from ..records import read_records
-    from ..train import TrainOptions, train
+    from ..core.errors import ErrorPolicy, VkelError
+    from ..core.records import read_records
+    from ..train.run import TrainOptions, train
 
     if output_dir is None and not dry_run:
         raise typer.BadParameter("--output-dir is required (but with --dry-run)", param_hint="--output-dir")
@@ -121,8 +121,8 @@ def train_cli(
     )
     policy = ErrorPolicy(on_error)
     if dry_run:
-        from ..records import open_output
-        from ..train_data import dry_run as write_examples, example_options
+        from ..core.records import open_output
+        from ..train.examples import dry_run as write_examples, example_options
 
         with open_output("-") as writer:
             write_examples(read_records(inputs or ["-"], policy), example_options(opts), policy, writer)

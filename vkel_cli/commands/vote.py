@@ -34,11 +34,11 @@ def vote_cli(
     """Reconcile the LLMs' answers into visual knowledge.
 
     knowledge[entity][llm] -> visual_knowledge[entity] (votes kept in meta.vote)."""
-    from .. import vote
-    from ..errors import VkelError
-    from ..knowledge import load_templates
-    from ..llm.config import open_endpoints, resolve
-    from ..llm.ledger import Ledger
+    from ..knowledge import vote
+    from ..core.errors import VkelError
+    from ..knowledge.ask import load_templates
+    from ..knowledge.llm.config import open_endpoints, resolve
+    from ..knowledge.llm.ledger import Ledger
     from ._options import run_stage
 
     ledger = Ledger()

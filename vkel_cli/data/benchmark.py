@@ -12,9 +12,10 @@ import os
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
-from .. import hierarchy, images
-from ..errors import ErrorPolicy, VkelError
-from ..records import Record, entity_text, source_name
+from ..core import hierarchy
+from ..fetch import images
+from ..core.errors import ErrorPolicy, VkelError
+from ..core.records import Record, entity_text, source_name
 from .conll import Tweet, bio_spans, read_tweets
 from .voc import check_imgid, check_xml_dir, find_annotation
 

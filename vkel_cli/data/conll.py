@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterator
 
-from ..errors import VkelError
+from ..core.errors import VkelError
 from .text import decode_line, text_lines
 
 

@@ -22,8 +22,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from ..errors import ErrorPolicy, VkelError
-from ..records import Record, iter_nonblank, load_object
+from ..core.errors import ErrorPolicy, VkelError
+from ..core.records import Record, iter_nonblank, load_object
 from .benchmark import GMNER_TYPES
 from .join import Item, join_by_order, set_generation
 

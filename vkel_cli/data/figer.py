@@ -20,9 +20,9 @@ from importlib import resources
 from typing import Iterator
 
 
-from .. import hierarchy
-from ..errors import ErrorPolicy, VkelError
-from ..records import Record, entity_text, iter_lines, iter_nonblank, load_object, source_name, strip_bom
+from ..core import hierarchy
+from ..core.errors import ErrorPolicy, VkelError
+from ..core.records import Record, entity_text, iter_lines, iter_nonblank, load_object, source_name, strip_bom
 from .text import decode_line, text_lines
 
 TypeMap = dict[str, "tuple[str, str | None] | None"]

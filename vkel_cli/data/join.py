@@ -8,8 +8,8 @@ from __future__ import annotations
 from itertools import zip_longest
 from typing import Any, Callable, Iterable, Iterator
 
-from ..errors import ErrorPolicy, Location, VkelError
-from ..records import Record, iter_nonblank, parse_record, source_name
+from ..core.errors import ErrorPolicy, Location, VkelError
+from ..core.records import Record, iter_nonblank, parse_record, source_name
 
 # An item read from a prediction file: its value, or the error that made it unreadable, and where it stood.
 Item = tuple[Any, str]

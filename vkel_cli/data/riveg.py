@@ -20,8 +20,8 @@ import os
 import re
 from typing import Any, Iterator
 
-from ..errors import ErrorPolicy, Location, VkelError
-from ..records import Record
+from ..core.errors import ErrorPolicy, Location, VkelError
+from ..core.records import Record
 from .benchmark import GMNER_TYPES
 from .e2e_gmner import NUMBER, PeerCounts
 from .join import join_by_id, set_generation

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Iterable
 
-from .. import hierarchy
-from ..records import Record
+from ..core import hierarchy
+from ..core.records import Record
 
 
 def stats(records: Iterable[Record]) -> dict:

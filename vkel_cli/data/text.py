@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from ..errors import VkelError
-from ..records import iter_lines, source_name
+from ..core.errors import VkelError
+from ..core.records import iter_lines, source_name
 
 def decode_line(raw: bytes, lineno: int, name: str) -> str:
     """One line (from `text_lines`: its BOM already stripped) without its line ending, or a VkelError

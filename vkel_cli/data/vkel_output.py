@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from .. import images, sequences
-from ..errors import ErrorPolicy, VkelError
-from ..records import Record, iter_nonblank, load_object
+from ..fetch import images
+from ..format import sequences
+from ..core.errors import ErrorPolicy, VkelError
+from ..core.records import Record, iter_nonblank, load_object
 from .join import Item, join_by_order
 
 

@@ -9,7 +9,7 @@ import os
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
-from ..errors import VkelError
+from ..core.errors import VkelError
 
 
 @dataclass

@@ -10,7 +10,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Sequence
 
-from ..registry import Registry
+from ..core.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -59,15 +59,15 @@ def create(name: str, options: DetectorOptions) -> Detector:
 
 
 def resolve_device(device: str) -> str:
-    """The shared device rule (vkel_cli/device.py) without Apple's mps, which the detectors do not support."""
-    from ..device import resolve_device as resolve
+    """The shared device rule (vkel_cli/models/device.py) without Apple's mps, which the detectors do not support."""
+    from ..models.device import resolve_device as resolve
 
     return resolve(device, mps=False)
 
 
 def resolve_dtype(dtype: str, device: str):
     """The shared dtype vocabulary; `auto` is fp16 on CUDA (what the detectors are run in), fp32 elsewhere."""
-    from ..device import resolve_dtype as resolve
+    from ..models.device import resolve_dtype as resolve
 
     return resolve(dtype, device, cuda_auto="fp16")
 

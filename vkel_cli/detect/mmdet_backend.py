@@ -16,8 +16,8 @@ import os
 from contextlib import contextmanager
 from functools import lru_cache
 
-from ..errors import VkelError
-from ..progress import log
+from ..core.errors import VkelError
+from ..core.progress import log
 from .base import Detection, Detector, DetectorOptions, resolve_device, resolve_dtype
 
 DEFAULT_CONFIG = "rtmdet_tiny_8xb32-300e_coco"
@@ -59,7 +59,7 @@ def _quiet():
     harmless deprecation warnings of mmdet 3.3 under torch 2.x are not repeated on every run."""
     import sys
 
-    from ..progress import known_noise_filtered
+    from ..core.progress import known_noise_filtered
 
     # Not warnings' "ignore" filters: init_detector's own simplefilter("once") goes ahead of them.
     with known_noise_filtered(), contextlib.redirect_stdout(sys.stderr):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from ..errors import VkelError
+from ..core.errors import VkelError
 from .base import Detection, Detector, DetectorOptions, resolve_device, resolve_dtype
 from .coco import COCO_CLASSES
 

@@ -1,6 +1,6 @@
 """The `vkel detect` stage: records -> batches of decoded images -> detector -> `objects`.
 
-Images come from the one image layer (vkel_cli.images: regular files under --image-root, format
+Images come from the one image layer (vkel_cli.fetch.images: regular files under --image-root, format
 whitelist, pixel cap, EXIF orientation). Detections are in the decoded image's frame, and the record is
 aligned to that frame (`images.align`: `image_size` set to it, boxes given in another declared size
 rescaled), so its objects and gold boxes share one frame.
@@ -17,10 +17,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
-from .. import images
-from ..errors import ErrorPolicy, Location, VkelError
-from ..progress import progress_bar
-from ..records import Record, batched, meta
+from ..fetch import images
+from ..core.errors import ErrorPolicy, Location, VkelError
+from ..core.progress import progress_bar
+from ..core.records import Record, batched, meta
 from .base import Detector, select
 
 STAGE = "detect"

@@ -14,7 +14,7 @@ import os
 import shutil
 import tempfile
 
-from ..errors import VkelError
+from ..core.errors import VkelError
 
 PROVENANCE_FILE = "vkel_merge.json"
 
@@ -37,8 +37,9 @@ def base_model_of(run_dir: str) -> str | None:
 def merge_adapter(run_dir: str, out_dir: str, model: str | None = None, dtype: str = "auto") -> str:
     """Write base + adapter of `run_dir` merged into `out_dir` (absent or empty); returns out_dir.
     `dtype`: auto keeps the base checkpoint's own dtype (what it is served in), else bf16/fp16/fp32."""
-    from .. import __version__, backbones
-    from ..device import canonical_dtype, resolve_dtype
+    from .. import __version__
+    from . import backbones
+    from .device import canonical_dtype, resolve_dtype
 
     if not os.path.isfile(os.path.join(run_dir, "adapter_config.json")):
         raise VkelError("not a LoRA adapter directory (no adapter_config.json); pass a `vkel train` run dir", run_dir)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Callable
 
-from ..errors import VkelError
+from ..core.errors import VkelError
 
 BACKBONES = ("llava", "qwen2.5-vl", "llama", "clip")
 
@@ -67,7 +67,7 @@ def _train_tokenizer(specials: list[str], vocab_size: int, seed_text: str = ""):
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    from .. import hierarchy
+    from ..core import hierarchy
 
     types = " ".join(hierarchy.coarse_types() + hierarchy.fine_types())
     lines = [_CORPUS_WORDS, types, seed_text] * 20
@@ -215,9 +215,33 @@ def _build_llama(out_dir: str, seed: int) -> None:
 
 
 def _build_clip(out_dir: str, seed: int) -> None:
-    from ..clip import build_tiny_clip
-
     build_tiny_clip(out_dir, seed=seed)
+
+
+# open_clip's smallest working shape: a few kB of weights, loads in milliseconds.
+TINY_CONFIG = {
+    "embed_dim": 32,
+    "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 8},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
+}
+
+
+def build_tiny_clip(directory: str, *, seed: int = 0, config: dict | None = None) -> str:
+    """Write a tiny random open_clip model in open_clip's `local-dir:` layout (config + weights), for
+    tests, benchmarks and offline demos. Returns the directory (usable as --clip-model)."""
+    import json
+
+    import open_clip
+    import torch
+
+    os.makedirs(directory, exist_ok=True)
+    model_cfg = json.loads(json.dumps(config or TINY_CONFIG))
+    torch.manual_seed(seed)
+    model = open_clip.CLIP(**model_cfg)
+    with open(os.path.join(directory, "open_clip_config.json"), "w", encoding="utf-8") as handle:
+        json.dump({"model_cfg": model_cfg, "preprocess_cfg": {}}, handle, indent=1)
+    torch.save(model.state_dict(), os.path.join(directory, "open_clip_pytorch_model.bin"))
+    return directory
 
 
 _BUILDERS: dict[str, Callable[[str, int], None]] = {

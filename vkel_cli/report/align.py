@@ -1,6 +1,6 @@
 """Which gold entity each prediction answered, and what was wrong with it, by the scorer's own rules.
 
-The pairs come from `vkel_cli.score` (same text normalisation, type comparison, `box_error` and IoU
+The pairs come from `vkel_cli.metric.score` (same text normalisation, type comparison, `box_error` and IoU
 rules, same maximum matching), matched in rounds so that each entity gets its best explanation:
   1. correct      text, type and grounding right (the FMNERG matching: as many as `vkel score` counts)
   2. wrong_type   text and grounding right, type wrong (EEG right, FMNER wrong)
@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..score import Scorer, maximum_matching
+from ..metric.score import Scorer, maximum_matching
 
 KINDS = ("correct", "wrong_type", "wrong_box", "missed", "spurious")
 KIND_LABELS = {"correct": "correct", "wrong_type": "wrong type", "wrong_box": "wrong box", "missed": "missed",
@@ -31,7 +31,7 @@ class Item:
 
     @property
     def coarse(self) -> str:
-        from .. import hierarchy
+        from ..core import hierarchy
 
         item = self.gold or self.pred or {}
         coarse = item.get("coarse") or (hierarchy.coarse_of(item["fine"]) if item.get("fine") else "")

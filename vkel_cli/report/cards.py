@@ -39,7 +39,7 @@ class Picture:
 def picture(record: dict[str, Any], opts: ImageOptions) -> Picture:
     """The image to show and the frame its boxes are in; a missing or unreadable image is a note, never
     an error (the boxes still show against an empty frame of the record's size)."""
-    from .. import images
+    from ..fetch import images
 
     size = images.size_of(record, opts.image_root)
     if not record.get("image"):

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from html import escape
 from typing import Any
 
-from ..score import Scorer
+from ..metric.score import Scorer
 from .align import KIND_LABELS, KINDS, align
 from .cards import GOLD_COLOUR, PRED_COLOUR, ImageOptions, card, picture
 from .stats import BINS, Summary
@@ -191,9 +191,9 @@ def _filters(summary: Summary) -> str:
 
 def build_report(pairs, output: str, opts: ReportOptions, policy=None) -> ReportCounts:
     """Read (record, location) pairs, write the report to `output` (atomically)."""
-    from ..errors import ErrorPolicy, VkelError
-    from ..records import atomic_path
-    from ..score import _predictions
+    from ..core.errors import ErrorPolicy, VkelError
+    from ..core.records import atomic_path
+    from ..metric.score import _predictions
 
     policy = policy or ErrorPolicy("fail")
     ious = sorted(set(opts.sweep) | {opts.iou})

@@ -45,7 +45,7 @@ class Summary:
         return {kind: sum(n for (k, _), n in self.kinds.items() if k == kind) for kind in KINDS}
 
     def coarse_types(self) -> list[str]:
-        from .. import hierarchy
+        from ..core import hierarchy
 
         seen = {coarse for _, coarse in self.kinds}
         known = hierarchy.coarse_types()
@@ -54,7 +54,7 @@ class Summary:
     def matrix_labels(self) -> tuple[list[str], list[str]]:
         """Row labels (gold fine types seen, then spurious) and column labels (predicted, then missed),
         in the hierarchy's order."""
-        from .. import hierarchy
+        from ..core import hierarchy
 
         order = {fine: i for i, fine in enumerate(hierarchy.fine_types())}
 

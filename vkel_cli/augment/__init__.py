@@ -1,0 +1,1 @@
+"""`vkel augment`: retrieval, image preparation and the CLIP filter."""

@@ -1,0 +1,1 @@
+"""`vkel predict`: jobs (prompts and parsing), the local engine, torchrun sharding, the engines."""

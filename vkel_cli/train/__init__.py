@@ -1,0 +1,1 @@
+"""`vkel train`: examples, the Trainer run, dev selection, callbacks, run directories, exports."""
